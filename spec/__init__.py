@@ -1,0 +1,1 @@
+"""What the web and the worker agree on: config, the op catalogue, job specs, storage paths."""

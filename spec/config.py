@@ -1,0 +1,39 @@
+"""Settings read from environment variables, in one place, with working defaults."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+#: name -> (type, default). Every setting the service reads; documented in the README.
+SETTINGS: dict[str, tuple[type, Any]] = {
+    "PORT": (int, 5000),
+    "REDIS_URL": (str, "redis://localhost:6379/0"),
+    "DATA_DIR": (str, "./data"),
+    "QUEUE_NAME": (str, "images"),
+    "MAX_UPLOAD_MB": (float, 25.0),
+    "MAX_PIXELS": (int, 50_000_000),
+    "MAX_STEPS": (int, 20),
+    "JOB_TIMEOUT": (int, 120),
+    "RESULT_TTL": (int, 86_400),
+    "FAILURE_TTL": (int, 604_800),
+    "JOB_RETRIES": (int, 2),
+    "WORKERS": (int, 2),
+}
+
+
+class ConfigError(ValueError):
+    """A setting in the environment has a value of the wrong type."""
+
+
+def from_env(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
+    """Return every setting, taken from `environ` where set, else its default."""
+    config = {}
+    for name, (kind, default) in SETTINGS.items():
+        raw = environ.get(name, "").strip()
+        try:
+            config[name] = kind(raw) if raw else default
+        except ValueError:
+            raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+    return config

@@ -1,0 +1,63 @@
+"""The job contract between web and worker: the task name, output formats, statuses, keys."""
+
+from __future__ import annotations
+
+#: The worker's entry point, enqueued by dotted path so the web never imports worker code.
+TASK = "worker.tasks.process"
+
+#: Output formats a job can ask for, with their media types.
+MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
+
+#: Upload formats accepted, as Pillow names them (Pillow's JPEG plugin also opens MPO, its PNG plugin APNG).
+INPUT_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP")
+
+DEFAULT_QUALITY = {"jpeg": 85, "webp": 80}
+
+#: RQ's statuses folded into the five the API promises.
+STATUSES = {
+    "created": "queued",
+    "queued": "queued",
+    "deferred": "queued",
+    "scheduled": "queued",
+    "started": "started",
+    "finished": "finished",
+    "failed": "failed",
+    "stopped": "canceled",
+    "canceled": "canceled",
+}
+ENDED = frozenset({"finished", "failed", "canceled"})
+
+#: Sorted set of job ids scored by creation time, for listing recent jobs.
+RECENT_KEY = "imgjobs:recent"
+
+
+def output_format(requested: str | None, input_format: str) -> str:
+    """Return the output format: the one requested, else the input's if a web format, else png."""
+    if requested:
+        if requested.lower() in ("jpg", "jpeg"):
+            return "jpeg"
+        if requested.lower() not in MEDIA_TYPES:
+            raise ValueError(f"format must be one of {', '.join(MEDIA_TYPES)}, got {requested!r}")
+        return requested.lower()
+    kind = input_format.lower().replace("mpo", "jpeg")
+    return kind if kind in MEDIA_TYPES else "png"
+
+
+def output_quality(requested: str | int | None, fmt: str) -> int | None:
+    """Return the encoder quality (1-100) for lossy formats, None for png."""
+    if fmt not in DEFAULT_QUALITY:
+        return None
+    if requested in (None, ""):
+        return DEFAULT_QUALITY[fmt]
+    try:
+        quality = int(str(requested))
+    except ValueError:
+        raise ValueError(f"quality must be an integer from 1 to 100, got {requested!r}") from None
+    if not 1 <= quality <= 100:
+        raise ValueError(f"quality must be an integer from 1 to 100, got {quality}")
+    return quality
+
+
+def event_channel(job_id: str) -> str:
+    """Return the pub/sub channel the worker announces a job's end on."""
+    return f"imgjobs:ended:{job_id}"

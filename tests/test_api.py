@@ -1,0 +1,168 @@
+"""The API end to end: the Flask app, a real Redis and a real RQ worker process."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from PIL import Image
+
+from tests.conftest import download, finished, make_image, submit
+
+pytestmark = pytest.mark.usefixtures("worker")
+
+
+def test_upload_resize_and_download(client):
+    response = submit(client, make_image(size=(400, 300)), [{"op": "resize", "width": 100}], filename="Holiday.png")
+    assert response.status_code == 202
+    body = response.get_json()
+    assert response.headers["Location"] == f"/api/v1/jobs/{body['id']}"
+    assert body["status"] == "queued"
+    assert body["ops"] == [{"op": "resize", "width": 100, "height": None, "fit": "inside", "filter": "lanczos"}]
+    assert body["links"]["result"] == f"/api/v1/jobs/{body['id']}/result"
+
+    job = finished(client, body["id"])
+    assert job["status"] == "finished", job
+    assert job["progress"] == 1.0
+    assert job["result"]["width"] == 100 and job["result"]["height"] == 75
+    assert job["input"] == {"format": "PNG", "width": 400, "height": 300, "mode": "RGB", "frames": 1,
+                            "bytes": job["input"]["bytes"], "filename": "Holiday.png"}
+    assert job["started_at"] and job["ended_at"] and job["created_at"] <= job["ended_at"]
+
+    result = download(client, body["links"]["result"])
+    assert result.status_code == 200
+    assert result.mimetype == "image/png"
+    assert 'filename=Holiday.png' in result.headers["Content-Disposition"]
+    assert len(result.data) == job["result"]["bytes"]
+    image = Image.open(io.BytesIO(result.data))
+    assert image.size == (100, 75) and image.mode == "RGB"
+
+
+def test_grayscale_then_stats_reports_analysis(client):
+    ops = [{"op": "grayscale"}, {"op": "stats"}]
+    job = finished(client, submit(client, make_image(size=(32, 32)), ops).get_json()["id"])
+    assert job["status"] == "finished", job
+    [analysis] = job["result"]["analysis"]
+    assert analysis["step"] == 2 and analysis["op"] == "stats"
+    assert list(analysis["output"]["channels"]) == ["L"]
+    assert sum(analysis["output"]["channels"]["L"]["histogram"]) == 32 * 32
+    image = Image.open(io.BytesIO(download(client, job["links"]["result"]).data))
+    assert image.mode == "L"
+
+
+def test_no_ops_reencodes_and_format_conversion(client):
+    job = finished(client, submit(client, make_image(mode="RGBA"), None, format="webp", quality="90").get_json()["id"])
+    assert job["result"]["format"] == "webp" and job["result"]["media_type"] == "image/webp"
+    result = download(client, job["links"]["result"])
+    assert result.mimetype == "image/webp"
+    assert Image.open(io.BytesIO(result.data)).mode == "RGBA"
+
+
+def test_non_web_format_defaults_to_png(client):
+    job = finished(client, submit(client, make_image(fmt="BMP"), [], filename="scan.bmp").get_json()["id"])
+    assert job["format"] == "png" and job["result"]["format"] == "png"
+
+
+def test_progress_advances_per_step(client, redis_client):
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+
+    steps = [{"op": "resize", "width": 64}, {"op": "grayscale"}, {"op": "stats"}]
+    job_id = submit(client, make_image(size=(300, 200)), steps).get_json()["id"]
+    finished(client, job_id)
+    job = Job.fetch(job_id, connection=redis_client, serializer=JSONSerializer)
+    # the worker stores progress after each step; the last stored value is the final step's
+    assert job.meta["progress"] == pytest.approx(3 / 4)
+
+
+def test_wait_returns_once_the_job_ends(client):
+    job_id = submit(client, make_image(), [{"op": "grayscale"}]).get_json()["id"]
+    assert client.get(f"/api/v1/jobs/{job_id}?wait=30").get_json()["status"] == "finished"
+
+
+def test_result_before_finish_is_409(client, redis_client):
+    from rq import Queue
+
+    # a queue no worker listens on keeps the job queued
+    app_client = client
+    app_client.application.config["QUEUE_NAME"] = "nobody-listens"
+    job_id = submit(app_client, make_image(), []).get_json()["id"]
+    response = app_client.get(f"/api/v1/jobs/{job_id}/result")
+    assert response.status_code == 409
+    assert response.get_json()["error"]["code"] == "job_not_finished"
+    Queue("nobody-listens", connection=redis_client).empty()
+
+
+def test_cancel_a_queued_job_removes_its_files(client, data_dir):
+    client.application.config["QUEUE_NAME"] = "nobody-listens"
+    job_id = submit(client, make_image(), []).get_json()["id"]
+    assert (data_dir / "uploads" / job_id).exists()
+    response = client.delete(f"/api/v1/jobs/{job_id}")
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "canceled"
+    assert client.get(f"/api/v1/jobs/{job_id}").get_json()["status"] == "canceled"
+    assert not (data_dir / "uploads" / job_id).exists()
+
+
+def test_delete_a_finished_job_removes_it(client, data_dir):
+    job_id = submit(client, make_image(), []).get_json()["id"]
+    finished(client, job_id)
+    assert (data_dir / "results" / f"{job_id}.png").exists()
+    assert client.delete(f"/api/v1/jobs/{job_id}").status_code == 204
+    assert client.get(f"/api/v1/jobs/{job_id}").status_code == 404
+    assert not (data_dir / "results" / f"{job_id}.png").exists()
+
+
+def test_list_is_newest_first_and_paginated(client):
+    ids = [submit(client, make_image(), []).get_json()["id"] for _ in range(3)]
+    page = client.get("/api/v1/jobs?per_page=2").get_json()
+    assert [job["id"] for job in page["jobs"]] == ids[::-1][:2]
+    assert page["total"] >= 3 and "next" in page["links"]
+    second = client.get(page["links"]["next"]).get_json()
+    assert second["jobs"][0]["id"] == ids[0]
+
+
+def test_ops_catalogue_lists_parameters(client):
+    body = client.get("/api/v1/ops").get_json()
+    ops = {op["name"]: op for op in body["ops"]}
+    assert {"resize", "grayscale", "stats"} <= set(ops)
+    width = next(p for p in ops["resize"]["params"] if p["name"] == "width")
+    assert width == {"name": "width", "type": "int", "description": "Target width in pixels.", "required": False,
+                     "minimum": 1, "maximum": 16384}
+    assert ops["stats"]["analysis"] is True
+    assert body["formats"] == ["png", "jpeg", "webp"]
+
+
+def test_bad_image_fails_its_job_and_the_worker_goes_on(client, data_dir, redis_client):
+    """A file that passed validation but broke on disk fails with a reason; the next job succeeds."""
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+
+    client.application.config["QUEUE_NAME"] = "held"
+    job_id = submit(client, make_image(size=(200, 200)), []).get_json()["id"]
+    upload = data_dir / "uploads" / job_id
+    upload.write_bytes(upload.read_bytes()[:300])  # damage it after validation
+    job = Job.fetch(job_id, connection=redis_client, serializer=JSONSerializer)
+    from rq import Queue
+
+    Queue("held", connection=redis_client, serializer=JSONSerializer).remove(job)
+    Queue("images", connection=redis_client, serializer=JSONSerializer).enqueue_job(job)
+    client.application.config["QUEUE_NAME"] = "images"
+
+    body = finished(client, job_id)
+    assert body["status"] == "failed"
+    assert body["error"]["code"] == "undecodable_image"
+    assert "could not be" in body["error"]["message"]
+    assert not upload.exists()
+    job.refresh()
+    assert job.retries_left == 0  # a broken file is not retried
+
+    ok = finished(client, submit(client, make_image(), []).get_json()["id"])
+    assert ok["status"] == "finished"
+
+
+def test_job_json_is_json(client):
+    job_id = submit(client, make_image(), []).get_json()["id"]
+    raw = client.get(f"/api/v1/jobs/{job_id}?wait=10").data
+    assert json.loads(raw)["id"] == job_id

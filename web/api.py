@@ -1,0 +1,174 @@
+"""The JSON API, v1: create jobs, report on them, serve results, list the op catalogue."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import IO, Any
+
+from flask import Blueprint, Response, current_app, request, send_file, url_for
+from rq.job import Job
+from werkzeug.utils import secure_filename
+
+from spec.catalog import describe, validate_steps
+from spec.jobs import MEDIA_TYPES, output_format, output_quality
+from spec.storage import new_job_id
+from web import store, uploads
+from web.errors import ApiError
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+MAX_WAIT = 30.0
+MAX_PER_PAGE = 100
+
+
+@bp.post("/jobs")
+def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
+    """Validate an upload and its steps, store the file and queue the job."""
+    config = current_app.config
+    upload = request.files.get("file")
+    if upload is None:
+        raise ApiError(400, "missing_file", 'Send the image as a multipart form field named "file".')
+    steps = validate_steps(_parse_ops(request.form.get("ops")), config["MAX_STEPS"])
+    info = uploads.inspect(_stream_path(upload.stream), config["MAX_PIXELS"])
+    try:
+        fmt = output_format(request.form.get("format"), info.format)
+        quality = output_quality(request.form.get("quality"), fmt)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_output", str(exc)) from None
+    job_id = new_job_id()
+    input_info = {**info.as_dict(), "filename": upload.filename or ""}
+    job_spec = {"ops": steps, "format": fmt, "quality": quality}
+    destination = store.storage().upload(job_id)
+    uploads.keep(upload.stream, destination)
+    try:
+        job = store.enqueue(job_id, job_spec, input_info)
+    except Exception:
+        destination.unlink(missing_ok=True)
+        raise
+    return view(job), 202, {"Location": url_for("api.get_job", job_id=job_id)}
+
+
+@bp.get("/jobs")
+def list_jobs() -> dict[str, Any]:
+    """List recent jobs, newest first, a page at a time."""
+    page = _int_arg("page", 1, 1, 1_000_000)
+    per_page = _int_arg("per_page", 20, 1, MAX_PER_PAGE)
+    jobs, total = store.recent(page, per_page)
+    links = {"self": url_for("api.list_jobs", page=page, per_page=per_page)}
+    if page * per_page < total:
+        links["next"] = url_for("api.list_jobs", page=page + 1, per_page=per_page)
+    return {"jobs": [view(job) for job in jobs], "page": page, "per_page": per_page, "total": total, "links": links}
+
+
+@bp.get("/jobs/<job_id>")
+def get_job(job_id: str) -> dict[str, Any]:
+    """Report a job, long-polling up to ?wait=N seconds for it to end."""
+    wait = _float_arg("wait", 0.0, 0.0, MAX_WAIT)
+    return view(store.wait(store.fetch(job_id), wait))
+
+
+@bp.delete("/jobs/<job_id>")
+def delete_job(job_id: str) -> Response | dict[str, Any]:
+    """Cancel a queued job, stop a running one, or delete an ended one and its files."""
+    job = store.fetch(job_id)
+    if store.cancel(job):
+        return Response(status=204)
+    return view(job)
+
+
+@bp.get("/jobs/<job_id>/result")
+def get_result(job_id: str) -> Response:
+    """Serve a finished job's image."""
+    job = store.fetch(job_id)
+    state = store.status(job)
+    if state != "finished":
+        raise ApiError(409, "job_not_finished", f"The job is {state}; the result exists once it is finished.")
+    result = job.return_value() or {}
+    path = store.storage().result(job.id, result.get("format", ""))
+    if not path.is_file():
+        raise ApiError(404, "result_expired", "The result file is gone (expired or deleted); submit the job again.")
+    stem = secure_filename(str(job.meta.get("input", {}).get("filename", "")).rsplit(".", 1)[0]) or job.id
+    response = send_file(
+        path, mimetype=MEDIA_TYPES[result["format"]], download_name=f"{stem}.{result['format']}", max_age=3600
+    )
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@bp.get("/ops")
+def list_ops() -> dict[str, Any]:
+    """Describe every op and its parameters."""
+    return {"ops": describe(), "max_steps": current_app.config["MAX_STEPS"], "formats": list(MEDIA_TYPES)}
+
+
+def view(job: Job) -> dict[str, Any]:
+    """Describe a job as the API shows it."""
+    state = store.status(job)
+    job_spec = job.args[0] if job.args else {}
+    out: dict[str, Any] = {
+        "id": job.id,
+        "status": state,
+        "progress": 1.0 if state == "finished" else float(job.meta.get("progress", 0.0)),
+        "ops": job_spec.get("ops", []),
+        "format": job_spec.get("format"),
+        "input": job.meta.get("input", {}),
+        "created_at": store.timestamp(job.created_at),
+        "started_at": store.timestamp(job.started_at),
+        "ended_at": store.timestamp(job.ended_at),
+        "links": {
+            "self": url_for("api.get_job", job_id=job.id),
+            "result": url_for("api.get_result", job_id=job.id),
+        },
+    }
+    if state == "finished":
+        out["result"] = job.return_value()
+    elif state == "failed":
+        out["error"] = job.meta.get("error") or _failure(job)
+    elif state == "canceled":
+        out["error"] = {"code": "canceled", "message": "The job was canceled."}
+    return out
+
+
+def _failure(job: Job) -> dict[str, str]:
+    """Describe a failure the worker did not explain, from the last line of its traceback."""
+    result = job.latest_result()
+    text = (result.exc_string if result else None) or ""
+    last = text.strip().splitlines()[-1] if text.strip() else "the job failed"
+    return {"code": "job_failed", "message": last}
+
+
+def _parse_ops(raw: str | None) -> Any:
+    """Read the ops form field: a JSON list, empty meaning re-encode only."""
+    if raw is None or not raw.strip():
+        return []
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, "invalid_ops", f"ops is not valid JSON: {exc}.") from None
+
+
+def _stream_path(stream: IO[bytes]) -> Path:
+    """Return the on-disk path of a streamed upload."""
+    stream.flush()
+    return Path(stream.name)
+
+
+def _int_arg(name: str, default: int, low: int, high: int) -> int:
+    """Read an integer query argument within bounds."""
+    return int(_float_arg(name, default, low, high, whole=True))
+
+
+def _float_arg(name: str, default: float, low: float, high: float, whole: bool = False) -> float:
+    """Read a numeric query argument within bounds, or raise a 400."""
+    raw = request.args.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw) if whole else float(raw)
+    except ValueError:
+        value = None
+    if value is None or not low <= value <= high:
+        kind = "an integer" if whole else "a number"
+        raise ApiError(400, "invalid_argument", f"{name} must be {kind} from {low:g} to {high:g}, got {raw!r}.")
+    return value

@@ -1,0 +1,71 @@
+"""One way to answer errors: JSON `{"error": {"status", "code", "message"}}` for every failure."""
+
+from __future__ import annotations
+
+import logging
+
+import redis
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from spec.catalog import StepError
+
+log = logging.getLogger(__name__)
+
+#: Messages for the errors Flask and Werkzeug raise themselves, by status.
+HTTP_MESSAGES = {
+    404: ("not_found", "No such resource. The API lives under /api/v1 (see GET /api/v1/ops)."),
+    405: ("method_not_allowed", "This URL does not accept that HTTP method."),
+    413: ("upload_too_large", "The upload is larger than the limit of {max_mb:g} MB."),
+}
+
+
+class ApiError(Exception):
+    """An error the client can act on, with its HTTP status and a short code."""
+
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+def error_response(status: int, code: str, message: str) -> Response:
+    """Build the JSON response for an error."""
+    response = jsonify({"error": {"status": status, "code": code, "message": message}})
+    response.status_code = status
+    return response
+
+
+def init_app(app: Flask) -> None:
+    """Answer every error the app can raise with the JSON shape above."""
+
+    @app.errorhandler(ApiError)
+    def api_error(exc: ApiError) -> Response:
+        return error_response(exc.status, exc.code, exc.message)
+
+    @app.errorhandler(StepError)
+    def step_error(exc: StepError) -> Response:
+        return error_response(400, "invalid_ops", str(exc))
+
+    @app.errorhandler(redis.RedisError)
+    def redis_down(exc: redis.RedisError) -> Response:
+        log.warning("redis unavailable: %s", exc)
+        return error_response(503, "queue_unavailable", "The job queue (Redis) cannot be reached; try again shortly.")
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Response:
+        status = exc.code or 500
+        code, message = HTTP_MESSAGES.get(status, (_snake(exc.name), exc.description or exc.name))
+        max_mb = app.config["MAX_UPLOAD_MB"]
+        return error_response(status, code, message.format(max_mb=max_mb))
+
+    @app.errorhandler(Exception)
+    def unexpected(exc: Exception) -> Response:
+        log.exception("unhandled error")
+        return error_response(500, "internal_error", "Something went wrong on our side; it has been logged.")
+
+
+def _snake(name: str) -> str:
+    """Turn an HTTP reason like 'Bad Request' into 'bad_request'."""
+    return "_".join(name.lower().replace("-", " ").split())

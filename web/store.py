@@ -1,0 +1,149 @@
+"""The job store: Redis and RQ seen from the web side (enqueue, look up, wait, cancel, list)."""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+import redis
+from flask import Flask, current_app
+from redis.backoff import NoBackoff
+from redis.retry import Retry as RedisRetry
+from rq import Queue, Retry
+from rq.command import send_stop_job_command
+from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.job import Job
+from rq.serializers import JSONSerializer
+
+from spec.jobs import ENDED, RECENT_KEY, STATUSES, TASK, event_channel
+from spec.storage import Storage, is_job_id
+from web.errors import ApiError
+
+RETRY_INTERVALS = [2, 10, 30]
+
+
+def init_app(app: Flask) -> None:
+    """Open one Redis connection pool for the app; fail fast when Redis is down."""
+    app.extensions["redis"] = redis.Redis.from_url(
+        app.config["REDIS_URL"],
+        socket_connect_timeout=0.5,
+        socket_timeout=5,
+        retry=RedisRetry(NoBackoff(), 1),
+    )
+
+
+def connection() -> redis.Redis:
+    """Return the app's Redis client."""
+    return current_app.extensions["redis"]
+
+
+def storage() -> Storage:
+    """Return the app's data directory."""
+    return Storage(current_app.config["DATA_DIR"])
+
+
+def queue() -> Queue:
+    """Return the queue jobs go to."""
+    return Queue(current_app.config["QUEUE_NAME"], connection=connection(), serializer=JSONSerializer)
+
+
+def enqueue(job_id: str, job_spec: dict[str, Any], input_info: dict[str, Any]) -> Job:
+    """Queue a job for the worker, remembering it in the recent list."""
+    config = current_app.config
+    retries = config["JOB_RETRIES"]
+    job = queue().enqueue(
+        TASK,
+        job_spec,
+        job_id=job_id,
+        job_timeout=config["JOB_TIMEOUT"],
+        result_ttl=config["RESULT_TTL"],
+        failure_ttl=config["FAILURE_TTL"],
+        retry=Retry(max=retries, interval=RETRY_INTERVALS[:retries]) if retries else None,
+        meta={"progress": 0.0, "input": input_info},
+        description=f"{len(job_spec['ops'])} step(s) on {input_info.get('filename') or job_id}",
+    )
+    now = time.time()
+    oldest = now - max(config["RESULT_TTL"], config["FAILURE_TTL"])
+    with connection().pipeline() as pipe:
+        pipe.zadd(RECENT_KEY, {job_id: now})
+        pipe.zremrangebyscore(RECENT_KEY, "-inf", oldest)
+        pipe.execute()
+    return job
+
+
+def fetch(job_id: str) -> Job:
+    """Return the job with this id, or raise a 404 ApiError."""
+    if not is_job_id(job_id):
+        raise _unknown(job_id)
+    try:
+        return Job.fetch(job_id, connection=connection(), serializer=JSONSerializer)
+    except NoSuchJobError:
+        raise _unknown(job_id) from None
+
+
+def status(job: Job) -> str:
+    """Return the job's status as the API names it."""
+    return STATUSES.get(job.get_status(refresh=False) or "queued", "queued")
+
+
+def wait(job: Job, seconds: float) -> Job:
+    """Block until the job ends or `seconds` pass, woken by the worker's end-of-job message."""
+    if seconds <= 0 or status(job) in ENDED:
+        return job
+    deadline = time.monotonic() + seconds
+    pubsub = connection().pubsub(ignore_subscribe_messages=True)
+    try:
+        pubsub.subscribe(event_channel(job.id))
+        job.refresh()  # the job may have ended before we subscribed
+        while status(job) not in ENDED and (left := deadline - time.monotonic()) > 0:
+            pubsub.get_message(timeout=min(left, 1.0))  # the message or a second, whichever first
+            job.refresh()
+    finally:
+        pubsub.close()
+    return job
+
+
+def cancel(job: Job) -> bool:
+    """Cancel a queued job, stop a running one, or delete an ended one; True when deleted."""
+    state = status(job)
+    if state == "queued":
+        job.cancel()
+    elif state == "started":
+        try:
+            send_stop_job_command(connection(), job.id, serializer=JSONSerializer)
+        except InvalidJobOperation:
+            pass  # it ended in the meantime
+        wait(job, 2.0)
+    else:
+        job.delete()
+        connection().zrem(RECENT_KEY, job.id)
+    storage().remove(job.id)
+    return state in ENDED
+
+
+def recent(page: int, per_page: int) -> tuple[list[Job], int]:
+    """Return one page of jobs, newest first, with the total count."""
+    conn = connection()
+    start = (page - 1) * per_page
+    ids = [i.decode() for i in conn.zrevrange(RECENT_KEY, start, start + per_page - 1)]
+    jobs = Job.fetch_many(ids, connection=conn, serializer=JSONSerializer)
+    gone = [job_id for job_id, job in zip(ids, jobs, strict=True) if job is None]
+    if gone:
+        conn.zrem(RECENT_KEY, *gone)
+    return [job for job in jobs if job is not None], int(conn.zcard(RECENT_KEY))
+
+
+def ping() -> None:
+    """Raise when Redis cannot be reached."""
+    connection().ping()
+
+
+def _unknown(job_id: str) -> ApiError:
+    """Say there is no such job."""
+    return ApiError(404, "job_not_found", f"No job {job_id!r}: it never existed or has expired.")
+
+
+def timestamp(moment: datetime | None) -> str | None:
+    """Format a UTC time as ISO 8601 with a Z."""
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ") if moment else None

@@ -1,0 +1,100 @@
+"""Uploads: streamed to a temp file under DATA_DIR, then checked by content before any job exists."""
+
+from __future__ import annotations
+
+import os
+import struct
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+from flask import Request, current_app
+from PIL import Image, UnidentifiedImageError
+
+from spec.jobs import INPUT_FORMATS
+from spec.storage import Storage
+from web.errors import ApiError
+
+#: Errors Pillow raises for broken or truncated files.
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
+
+
+class UploadRequest(Request):
+    """A request whose file parts go straight to disk under DATA_DIR/tmp, never to memory.
+
+    The temp file is deleted when the request ends; `keep()` hard-links it into place first.
+    """
+
+    def _get_file_stream(
+        self, total_content_length: int | None, content_type: str | None, filename: str | None = None,
+        content_length: int | None = None,
+    ) -> IO[bytes]:
+        tmp = Storage(current_app.config["DATA_DIR"]).tmp
+        return tempfile.NamedTemporaryFile(dir=tmp, prefix="upload-")  # noqa: SIM115 - closed by Werkzeug
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What the upload turned out to be."""
+
+    format: str
+    width: int
+    height: int
+    mode: str
+    frames: int
+    bytes: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """Describe the input for the job's JSON."""
+        return {k: getattr(self, k) for k in ("format", "width", "height", "mode", "frames", "bytes")}
+
+
+def inspect(path: Path, max_pixels: int) -> ImageInfo:
+    """Identify and fully decode the image at `path`, or raise an ApiError saying why not."""
+    size = path.stat().st_size
+    if size == 0:
+        raise ApiError(400, "empty_file", "The uploaded file is empty.")
+    try:
+        with Image.open(path, formats=INPUT_FORMATS) as image:
+            width, height = image.size
+            if width * height > max_pixels:
+                raise _too_many_pixels(width, height, max_pixels)
+            fmt = "JPEG" if image.format == "MPO" else image.format or ""
+            info = ImageInfo(fmt, width, height, image.mode, getattr(image, "n_frames", 1), size)
+            if image.format in ("JPEG", "MPO"):
+                image.draft(None, (width // 8, height // 8))  # every byte is still read, at 1/64 of the cost
+            image.load()
+    except UnidentifiedImageError:
+        raise _unidentified(path) from None
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise _too_many_pixels(0, 0, max_pixels) from None
+    except DECODE_ERRORS as exc:
+        raise ApiError(422, "undecodable_image", f"The image could not be decoded: {exc}.") from None
+    return info
+
+
+def _unidentified(path: Path) -> ApiError:
+    """Tell a broken image of an allowed type (422) from a file of another type (415)."""
+    with path.open("rb") as handle:
+        head = handle.read(64)
+    Image.init()
+    accepts = [Image.OPEN[name][1] for name in INPUT_FORMATS if name in Image.OPEN]
+    if any(accept and accept(head) for accept in accepts):
+        return ApiError(422, "undecodable_image", "The file looks like an image but its header is damaged.")
+    allowed = ", ".join(INPUT_FORMATS)
+    return ApiError(415, "unsupported_type", f"The file is not an image of an accepted type ({allowed}).")
+
+
+def _too_many_pixels(width: int, height: int, max_pixels: int) -> ApiError:
+    """Say the image has more pixels than allowed."""
+    size = f" ({width}x{height})" if width else ""
+    return ApiError(
+        422, "too_many_pixels", f"The image{size} has more than the limit of {max_pixels:,} pixels; scale it down first."
+    )
+
+
+def keep(stream: IO[bytes], destination: Path) -> None:
+    """Give the streamed upload its permanent name (the temp name vanishes at request end)."""
+    stream.flush()
+    os.link(stream.name, destination)  # type: ignore[attr-defined]

@@ -1,0 +1,5 @@
+"""`python -m worker` starts one worker."""
+
+from worker.service import main
+
+main()

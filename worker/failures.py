@@ -1,0 +1,43 @@
+"""Why a job failed, in words a user can act on, and whether a retry could help."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rq.timeouts import JobTimeoutException
+
+from worker.imagefile import ImageError
+
+
+def explain(exc: BaseException, timeout: int | None = None) -> tuple[dict[str, str], bool]:
+    """Return the API's error object for `exc` and whether retrying may succeed."""
+    if isinstance(exc, ImageError):
+        return _error("undecodable_image", f"The image could not be processed: {_strip(exc)}."), False
+    if isinstance(exc, JobTimeoutException):
+        limit = f" of {timeout} s" if timeout else ""
+        return _error("timeout", f"The job ran past its time limit{limit}; try a smaller image or fewer steps."), False
+    if isinstance(exc, MemoryError):
+        return _error("out_of_memory", "The worker ran out of memory on this job."), True
+    if isinstance(exc, ValueError):
+        return _error("invalid_step", f"A step could not run: {exc}."), False
+    if isinstance(exc, OSError):
+        return _error("storage_error", f"Reading or writing the job's files failed: {exc}."), True
+    return _error("job_failed", f"The job failed: {type(exc).__name__}: {exc}."), True
+
+
+def crashed(exc_string: str) -> dict[str, str]:
+    """Describe a job whose work-horse process died (killed, out of memory, segfault)."""
+    return _error(
+        "worker_crashed",
+        f"The process running this job died ({exc_string.strip().rstrip(';')}); it may have run out of memory.",
+    )
+
+
+def _error(code: str, message: str) -> dict[str, Any]:
+    """Build an error object."""
+    return {"code": code, "message": message}
+
+
+def _strip(exc: BaseException) -> str:
+    """Return the exception's message without a trailing full stop."""
+    return str(exc).rstrip(".")

@@ -1,0 +1,110 @@
+"""Image I/O, kept out of the ops: decode, orient, normalise modes, encode, atomic write."""
+
+from __future__ import annotations
+
+import io
+import os
+import struct
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageCms, ImageOps
+
+from spec.jobs import INPUT_FORMATS
+
+#: The modes every op works in; everything else is converted on load.
+MODES = ("L", "LA", "RGB", "RGBA")
+ORIENTATION = 0x0112
+SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
+Size = tuple[int, int]
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, Image.DecompressionBombError)
+
+
+class ImageError(ValueError):
+    """The input cannot be decoded; retrying will not help."""
+
+
+def load(path: Path, shrink: Callable[[Size], Size] | None = None) -> Image.Image:
+    """Decode the first frame at `path`, upright, in one of MODES.
+
+    `shrink` maps the upright size to the smallest size the first step needs; a
+    JPEG is then decoded at a reduced scale that is still at least that big.
+    """
+    try:
+        with Image.open(path, formats=INPUT_FORMATS) as image:
+            if shrink and image.format in ("JPEG", "MPO"):
+                turned = image.getexif().get(ORIENTATION, 1) in (5, 6, 7, 8)
+                want = shrink(image.size[::-1] if turned else image.size)
+                image.draft(None, want[::-1] if turned else want)
+            image.load()
+            return normalise(ImageOps.exif_transpose(image))
+    except Image.DecompressionBombWarning as exc:
+        raise ImageError(f"the image has too many pixels: {exc}") from None
+    except DECODE_ERRORS as exc:
+        raise ImageError(f"the image could not be decoded: {exc}") from None
+
+
+def normalise(image: Image.Image) -> Image.Image:
+    """Return `image` in sRGB and one of MODES, keeping transparency."""
+    if image.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+        return _eight_bit(image)
+    if image.mode == "P":
+        image = image.convert("RGBA" if "transparency" in image.info else "RGB")
+    elif image.mode == "PA":
+        image = image.convert("RGBA")
+    elif image.mode == "1":
+        image = image.convert("L")
+    icc = image.info.get("icc_profile")
+    if icc and image.mode in ("RGB", "RGBA", "CMYK"):
+        image = _to_srgb(image, icc)
+    if image.mode not in MODES:
+        image = image.convert("RGB")
+    image.info.pop("icc_profile", None)
+    return image
+
+
+def _to_srgb(image: Image.Image, icc: bytes) -> Image.Image:
+    """Convert colours from the embedded profile to sRGB; keep them as they are if it is unusable."""
+    try:
+        source = ImageCms.ImageCmsProfile(io.BytesIO(icc))
+        mode = "RGBA" if image.mode == "RGBA" else "RGB"
+        return ImageCms.profileToProfile(image, source, SRGB, outputMode=mode) or image
+    except (ImageCms.PyCMSError, OSError, ValueError):
+        return image
+
+
+def _eight_bit(image: Image.Image) -> Image.Image:
+    """Scale 16-bit or float greyscale down to 8 bits."""
+    data = np.asarray(image, dtype=np.float64)
+    top = 1.0 if image.mode == "F" and data.max(initial=0) <= 1.0 else 65535.0
+    if image.mode not in ("F", "I") or data.max(initial=0) > 255:
+        data = data * (255.0 / top)
+    return Image.fromarray(np.clip(np.rint(data), 0, 255).astype(np.uint8), "L")
+
+
+def storable(image: Image.Image, fmt: str) -> Image.Image:
+    """Return `image` in a mode `fmt` can store (JPEG has no alpha: flatten onto white)."""
+    if fmt == "jpeg" and image.mode in ("RGBA", "LA"):
+        base = Image.new("RGB" if image.mode == "RGBA" else "L", image.size, "white")
+        base.paste(image, mask=image.getchannel("A"))
+        return base
+    return image
+
+
+def save(image: Image.Image, path: Path, fmt: str, quality: int | None) -> int:
+    """Write `image` to `path` atomically (temp file, then rename); return its size in bytes."""
+    image = storable(image, fmt)
+    options: dict[str, object] = {"png": {"compress_level": 6}, "jpeg": {"optimize": True}, "webp": {"method": 4}}[fmt]
+    if quality is not None:
+        options["quality"] = quality
+    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            image.save(out, format=fmt.upper(), **options)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
+    return path.stat().st_size

@@ -1,0 +1,25 @@
+"""The RQ entry point the web enqueues by name: `worker.tasks.process`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rq import get_current_job
+
+from spec import config
+from spec.storage import Storage
+from worker import pipeline
+
+
+def process(job_spec: dict[str, Any]) -> dict[str, Any]:
+    """Run the current job's steps on its upload and store the result."""
+    job = get_current_job()
+    if job is None:
+        raise RuntimeError("process() runs inside an RQ job")
+    storage = Storage(config.from_env()["DATA_DIR"])
+
+    def progress(fraction: float) -> None:
+        job.meta["progress"] = round(fraction, 4)
+        job.save_meta()
+
+    return pipeline.process(storage.upload(job.id), storage.result(job.id, job_spec["format"]), job_spec, progress)
