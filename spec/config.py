@@ -8,7 +8,10 @@ from typing import Any
 
 #: name -> (type, default). Every setting the service reads; documented in the README.
 SETTINGS: dict[str, tuple[type, Any]] = {
+    "HOST": (str, "0.0.0.0"),
     "PORT": (int, 5000),
+    "WEB_CONCURRENCY": (int, 2),
+    "WEB_THREADS": (int, 8),
     "REDIS_URL": (str, "redis://localhost:6379/0"),
     "DATA_DIR": (str, "./data"),
     "QUEUE_NAME": (str, "images"),

@@ -126,7 +126,7 @@ def recent(page: int, per_page: int) -> tuple[list[Job], int]:
     """Return one page of jobs, newest first, with the total count."""
     conn = connection()
     start = (page - 1) * per_page
-    ids = [i.decode() for i in conn.zrevrange(RECENT_KEY, start, start + per_page - 1)]
+    ids = [str(i, "ascii") for i in conn.zrevrange(RECENT_KEY, start, start + per_page - 1)]  # type: ignore[arg-type]
     jobs = Job.fetch_many(ids, connection=conn, serializer=JSONSerializer)
     gone = [job_id for job_id, job in zip(ids, jobs, strict=True) if job is None]
     if gone:

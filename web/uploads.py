@@ -89,12 +89,11 @@ def _unidentified(path: Path) -> ApiError:
 def _too_many_pixels(width: int, height: int, max_pixels: int) -> ApiError:
     """Say the image has more pixels than allowed."""
     size = f" ({width}x{height})" if width else ""
-    return ApiError(
-        422, "too_many_pixels", f"The image{size} has more than the limit of {max_pixels:,} pixels; scale it down first."
-    )
+    message = f"The image{size} has more than the limit of {max_pixels:,} pixels; scale it down first."
+    return ApiError(422, "too_many_pixels", message)
 
 
 def keep(stream: IO[bytes], destination: Path) -> None:
     """Give the streamed upload its permanent name (the temp name vanishes at request end)."""
     stream.flush()
-    os.link(stream.name, destination)  # type: ignore[attr-defined]
+    os.link(stream.name, destination)

@@ -19,6 +19,12 @@ MODES = ("L", "LA", "RGB", "RGBA")
 ORIENTATION = 0x0112
 SRGB = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB"))
 Size = tuple[int, int]
+#: Fixed encoder settings, so the same job always gives the same bytes.
+ENCODER_OPTIONS: dict[str, dict[str, object]] = {
+    "png": {"compress_level": 6},
+    "jpeg": {"optimize": True},
+    "webp": {"method": 4},
+}
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, Image.DecompressionBombError)
 
 
@@ -96,7 +102,7 @@ def storable(image: Image.Image, fmt: str) -> Image.Image:
 def save(image: Image.Image, path: Path, fmt: str, quality: int | None) -> int:
     """Write `image` to `path` atomically (temp file, then rename); return its size in bytes."""
     image = storable(image, fmt)
-    options: dict[str, object] = {"png": {"compress_level": 6}, "jpeg": {"optimize": True}, "webp": {"method": 4}}[fmt]
+    options: dict[str, object] = dict(ENCODER_OPTIONS[fmt])
     if quality is not None:
         options["quality"] = quality
     handle, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")

@@ -36,13 +36,15 @@ class ImageWorker(Worker):
         self.storage.upload(job.id).unlink(missing_ok=True)
         self.connection.publish(event_channel(job.id), "finished")
 
-    def handle_job_failure(self, job: Job, queue: Queue, *args: Any, exc_string: str = "", **kwargs: Any) -> None:
+    def handle_job_failure(
+        self, job: Job, queue: Queue, started_job_registry: Any = None, exc_string: str = "", execution: Any = None
+    ) -> None:
         """Record the failure (or the retry), tidy files once it is final, and wake waiters."""
         stopped = self._stopped_job_id == job.id
         if "Work-horse terminated unexpectedly" in exc_string and not stopped:
             job.meta["error"] = failures.crashed(exc_string)
             job.save_meta()
-        super().handle_job_failure(job, queue, *args, exc_string=exc_string, **kwargs)
+        super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
         final = job.get_status(refresh=True) not in ("queued", "scheduled", "deferred")
         if final:
             self.storage.remove(job.id)
@@ -56,7 +58,7 @@ class ImageWorker(Worker):
 
 def explain_failure(job: Job, exc_type: type, exc_value: BaseException, tb: Any) -> bool:
     """Store a readable error with the job; stop retries that cannot help."""
-    error, retryable = failures.explain(exc_value, job.timeout)
+    error, retryable = failures.explain(exc_value, int(job.timeout) if job.timeout else None)
     job.meta["error"] = error
     job.save_meta()
     if not retryable:

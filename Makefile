@@ -1,0 +1,44 @@
+# Everyday verbs. Every target installs what it needs on a fresh Debian machine.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+
+.PHONY: dev test test-docker lint bench system-deps clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.runtime: $(BIN)/python requirements/web.txt requirements/worker.txt
+	$(BIN)/pip install --quiet -r requirements/web.txt -r requirements/worker.txt
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.runtime requirements/dev.txt
+	$(BIN)/pip install --quiet -r requirements/dev.txt
+	touch $@
+
+## dev: run the whole service here (private Redis unless REDIS_URL is set, gunicorn, $WORKERS workers)
+dev: $(VENV)/.runtime
+	bash scripts/dev.sh
+
+## system-deps: Debian packages the tests need (redis-server, chromium)
+system-deps:
+	bash scripts/system-deps.sh redis-server chromium
+
+## test: the whole suite except the container tests (real Redis, real workers, real Chromium)
+test: $(VENV)/.dev system-deps
+	$(BIN)/python -m pytest -m "not docker" $(PYTEST_ARGS)
+
+## test-docker: build the images and run the real compose.yaml (needs root for the engine)
+test-docker: $(VENV)/.dev
+	bash scripts/test-docker.sh
+
+lint: $(VENV)/.dev
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+bench: $(VENV)/.dev system-deps
+	$(BIN)/python -m bench.queue
+	$(BIN)/python -m bench.ops
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

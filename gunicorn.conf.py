@@ -1,0 +1,19 @@
+"""gunicorn settings for the web process, from the same environment as everything else."""
+
+from spec import config
+
+_settings = config.from_env()
+
+bind = f"{_settings['HOST']}:{_settings['PORT']}"
+workers = _settings["WEB_CONCURRENCY"]
+# Threads let long-polls (?wait=) and slow uploads wait without holding a whole process.
+worker_class = "gthread"
+threads = _settings["WEB_THREADS"]
+# A 25 MB upload over a slow link takes a while; the body is streamed to disk meanwhile.
+timeout = 120
+graceful_timeout = 30
+keepalive = 5
+accesslog = "-"
+errorlog = "-"
+# Tell the app it is behind nothing by default; set FORWARDED_ALLOW_IPS when behind a proxy.
+forwarded_allow_ips = "127.0.0.1"

@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# `make dev`: the whole service on this machine, in the foreground.
+# Starts a private redis-server under DATA_DIR (unless REDIS_URL is set), gunicorn on PORT
+# and WORKERS RQ workers. Ctrl-C or SIGTERM stops all of them.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=.venv/bin
+export PORT="${PORT:-5000}" WORKERS="${WORKERS:-2}" DATA_DIR="${DATA_DIR:-$PWD/data}"
+mkdir -p "$DATA_DIR"
+
+pids=()
+stop() {
+  trap - INT TERM EXIT
+  echo "stopping..."
+  kill -TERM "${pids[@]}" 2>/dev/null || true
+  wait || true
+}
+trap 'stop; exit 0' INT TERM
+trap stop EXIT
+
+if [ -z "${REDIS_URL:-}" ]; then
+  if ! command -v redis-server >/dev/null; then
+    bash scripts/system-deps.sh redis-server || {
+      echo "Set REDIS_URL to a running Redis, or install redis-server." >&2
+      exit 1
+    }
+  fi
+  port="${REDIS_PORT:-$($BIN/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
+  mkdir -p "$DATA_DIR/redis"
+  redis-server --port "$port" --bind 127.0.0.1 --dir "$DATA_DIR/redis" --appendonly yes \
+    --save '' --daemonize no --loglevel warning &
+  pids+=($!)
+  export REDIS_URL="redis://127.0.0.1:$port/0"
+  for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  echo "redis-server on $REDIS_URL (data in $DATA_DIR/redis)"
+fi
+
+$BIN/gunicorn --config gunicorn.conf.py 'web:create_app()' &
+pids+=($!)
+for _ in $(seq "$WORKERS"); do
+  $BIN/python -m worker &
+  pids+=($!)
+done
+echo "service on http://localhost:$PORT with $WORKERS worker(s); Ctrl-C stops it"
+wait -n "${pids[@]}"
+echo "a process of the service exited; stopping the rest" >&2
+exit 1

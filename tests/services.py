@@ -1,0 +1,141 @@
+"""Real service processes for tests and benchmarks: redis-server, RQ workers, gunicorn."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+from rq import Worker
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    """Return a TCP port nobody listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_until(check: Any, timeout: float = 20.0, what: str = "condition") -> Any:
+    """Poll `check` until it returns something truthy, or raise AssertionError."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def service_env(redis_url: str, data_dir: Path, **extra: Any) -> dict[str, str]:
+    """Return the environment a web or worker process of the test service runs with."""
+    env = {**os.environ, "REDIS_URL": redis_url, "DATA_DIR": str(data_dir), "JOB_TIMEOUT": "30"}
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def _pings(client: redis.Redis) -> bool:
+    """Tell whether Redis answers."""
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+
+
+class RedisServer:
+    """A private redis-server on a free port, in its own directory."""
+
+    def __init__(self, directory: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed: `make test` installs it (apt-get install redis-server)")
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(directory), "--save", "",
+             "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"],
+            stdout=subprocess.DEVNULL,
+        )
+        client = redis.Redis(port=self.port)
+        wait_until(lambda: _pings(client), what="redis-server to start")
+        client.close()
+
+    def stop(self) -> None:
+        """Stop the server and wait for it."""
+        self.process.terminate()
+        self.process.wait(timeout=10)
+
+
+class WorkerProcess:
+    """A real `python -m worker` process, as the service runs it."""
+
+    def __init__(self, env: dict[str, str], connection: redis.Redis, quiet: bool = False) -> None:
+        self.connection = connection
+        before = {w.name for w in Worker.all(connection=connection)}
+        out = subprocess.DEVNULL if quiet else None
+        self.process = subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=env, stdout=out, stderr=out)
+        self.name = wait_until(lambda: self._registered(before), what="the worker to register")
+
+    def _registered(self, before: set[str]) -> str | None:
+        """Return this worker's RQ name once it is registered."""
+        for w in Worker.all(connection=self.connection):
+            if w.name not in before and w.pid == self.process.pid:
+                return w.name
+        return None
+
+    def horse_pid(self) -> int:
+        """Return the pid of the work-horse running the current job (it leads its own process group)."""
+
+        def child() -> int | None:
+            out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout
+            return next((pid for pid in map(int, out.split()) if os.getpgid(pid) == pid), None)
+
+        return int(wait_until(child, what="a work-horse"))
+
+    def stop(self) -> None:
+        """Ask for a warm shutdown and wait for it."""
+        stop(self.process)
+
+
+class WebServer:
+    """The web app under gunicorn, as `make dev` and the container run it."""
+
+    def __init__(self, env: dict[str, str], quiet: bool = False) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        env = {**env, "HOST": "127.0.0.1", "PORT": str(self.port)}
+        out = subprocess.DEVNULL if quiet else None
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "web:create_app()"],
+            cwd=ROOT, env=env, stdout=out, stderr=out,
+        )
+        wait_until(self._up, what="gunicorn to answer")
+
+    def _up(self) -> bool:
+        """Tell whether the server accepts connections."""
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def stop(self) -> None:
+        """Stop gunicorn gracefully."""
+        stop(self.process)
+
+
+def stop(process: subprocess.Popen[Any]) -> None:
+    """Send SIGTERM, wait for a clean exit, kill after 30 s."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()

@@ -1,0 +1,138 @@
+"""The worker under trouble: killed work-horses, timeouts, stops, retries, expired files, health."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import time
+
+import pytest
+
+from spec.storage import Storage
+from tests.conftest import finished, make_image, submit, wait_until
+from worker import failures, health
+from worker.imagefile import ImageError
+from worker.service import sweep
+
+#: About 20 heavy resizes of a 2000 px image: several seconds of work, so a test can catch it running.
+SLOW_STEPS = [
+    {"op": "resize", "width": 3000, "height": 3000, "fit": "fill"},
+    {"op": "resize", "width": 2900, "height": 2900, "fit": "fill"},
+] * 10
+BIG = make_image(size=(2000, 2000))
+
+
+def started(client, job_id: str) -> None:
+    """Wait until the worker has picked up the job."""
+    wait_until(lambda: client.get(f"/api/v1/jobs/{job_id}").get_json()["status"] == "started", what="job start")
+
+
+def test_killed_work_horse_fails_the_job_with_a_reason_and_the_worker_goes_on(app, client, worker):
+    app.config["JOB_RETRIES"] = 0
+    job_id = submit(client, BIG, SLOW_STEPS).get_json()["id"]
+    started(client, job_id)
+    os.kill(worker.horse_pid(), signal.SIGKILL)
+    job = finished(client, job_id)
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "worker_crashed"
+    assert "signal 9" in job["error"]["message"]
+    assert worker.process.poll() is None
+    assert finished(client, submit(client, make_image(), []).get_json()["id"])["status"] == "finished"
+
+
+def test_killed_work_horse_is_retried_and_then_succeeds(app, client, worker, redis_client):
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+
+    app.config["JOB_RETRIES"] = 1
+    job_id = submit(client, BIG, SLOW_STEPS[:4]).get_json()["id"]
+    started(client, job_id)
+    os.kill(worker.horse_pid(), signal.SIGKILL)
+    wait_until(lambda: client.get(f"/api/v1/jobs/{job_id}").get_json()["status"] != "started", what="the kill")
+    job = finished(client, job_id, wait=30)
+    assert job["status"] == "finished", job
+    assert Job.fetch(job_id, connection=redis_client, serializer=JSONSerializer).retries_left == 0
+
+
+def test_timeout_fails_the_job_without_retry(app, client):
+    app.config.update(JOB_TIMEOUT=1, JOB_RETRIES=2)
+    job = finished(client, submit(client, BIG, SLOW_STEPS).get_json()["id"], wait=30)
+    assert job["status"] == "failed"
+    assert job["error"]["code"] == "timeout" and "1 s" in job["error"]["message"]
+
+
+def test_delete_stops_a_running_job_and_removes_its_files(client, worker, data_dir):
+    job_id = submit(client, BIG, SLOW_STEPS).get_json()["id"]
+    started(client, job_id)
+    response = client.delete(f"/api/v1/jobs/{job_id}")
+    assert response.status_code == 200
+    assert response.get_json()["status"] == "canceled"
+    assert finished(client, job_id)["status"] == "canceled"
+    assert not list(data_dir.glob(f"*/{job_id}*"))
+    assert worker.process.poll() is None
+    assert finished(client, submit(client, make_image(), []).get_json()["id"])["status"] == "finished"
+
+
+def test_sweep_deletes_files_of_expired_jobs_only(tmp_path, client, redis_client):
+    storage = Storage(tmp_path)
+    storage.ensure()
+    client.application.config["QUEUE_NAME"] = "nobody-listens"
+    live = submit(client, make_image(), []).get_json()["id"]
+    storage.upload(live).write_bytes(b"kept")
+    gone = "f" * 32
+    storage.upload(gone).write_bytes(b"x")
+    storage.result(gone, "png").write_bytes(b"x")
+    stale = storage.tmp / "upload-abandoned"
+    stale.write_bytes(b"x")
+    os.utime(stale, (time.time() - 7200, time.time() - 7200))
+    fresh = storage.tmp / "upload-in-progress"
+    fresh.write_bytes(b"x")
+
+    assert sweep(storage, redis_client) == 3
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [live, "upload-in-progress"]
+
+
+@pytest.mark.parametrize(
+    ("exc", "code", "retry"),
+    [
+        (ImageError("the image could not be decoded: broken data stream"), "undecodable_image", False),
+        (ValueError("radius must be positive"), "invalid_step", False),
+        (MemoryError(), "out_of_memory", True),
+        (OSError(28, "No space left on device"), "storage_error", True),
+        (RuntimeError("boom"), "job_failed", True),
+    ],
+)
+def test_failures_are_explained_and_retried_only_when_useful(exc, code, retry):
+    error, retryable = failures.explain(exc, timeout=60)
+    assert error["code"] == code and error["message"].endswith(".")
+    assert retryable is retry
+
+
+def test_worker_health_sees_the_live_worker_on_this_host(worker, redis_client):
+    assert worker.name in health.alive_here(redis_client, socket.gethostname())
+    assert health.alive_here(redis_client, "some-other-host") == []
+
+
+def test_worker_health_command_fails_without_redis(monkeypatch, capsys):
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+    assert health.main() == 1
+    assert "redis unreachable" in capsys.readouterr().out
+
+
+def test_readyz_and_healthz(client):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    assert client.get("/readyz").get_json() == {"status": "ready"}
+
+
+def test_readyz_reports_unwritable_data_dir(app, client, tmp_path):
+    blocked = tmp_path / "data"
+    app.config["DATA_DIR"] = str(blocked)
+    blocked.mkdir()
+    (blocked / "tmp").write_text("a file where the tmp directory should be")
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["error"]["code"] == "storage_unavailable"
+
