@@ -1,8 +1,8 @@
 """gunicorn settings for the web process, from the same environment as everything else."""
 
-from spec import config
+from spec.config import from_env
 
-_settings = config.from_env()
+_settings = from_env()
 
 bind = f"{_settings['HOST']}:{_settings['PORT']}"
 workers = _settings["WEB_CONCURRENCY"]

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import logging
+import os
 import time
 import warnings
 from typing import Any
@@ -16,9 +18,9 @@ from rq.serializers import JSONSerializer
 import worker.ops  # noqa: F401 - imported once here, before any fork, so each job starts warm
 import worker.tasks  # noqa: F401
 from spec import config
-from spec.jobs import event_channel
+from spec.jobs import DEFAULT_QUALITY, MEDIA_TYPES, event_channel
 from spec.storage import Storage, is_job_id
-from worker import failures
+from worker import failures, imagefile
 
 log = logging.getLogger(__name__)
 STALE_TMP_SECONDS = 3600
@@ -82,6 +84,21 @@ def sweep(storage: Storage, connection: redis.Redis) -> int:
     return removed
 
 
+def warm_up(storage: Storage) -> None:
+    """Load Pillow's plugins and codecs now, so no forked work-horse pays for it again."""
+    Image.init()
+    sample = storage.tmp / f"warm-up-{os.getpid()}"
+    Image.new("RGB", (64, 64), "gray").save(sample, "JPEG")
+    try:
+        image = imagefile.load(sample, lambda size: (size[0] // 2, size[1] // 2))
+        for fmt in MEDIA_TYPES:
+            imagefile.save(image, sample.with_suffix("." + fmt), fmt, DEFAULT_QUALITY.get(fmt))
+    finally:
+        for path in sample.parent.glob(sample.name + "*"):
+            path.unlink(missing_ok=True)
+    gc.freeze()  # keep the collector off inherited objects, so forks copy fewer pages
+
+
 def main() -> None:
     """Run one worker on the configured queue until told to stop."""
     settings = config.from_env()
@@ -90,6 +107,7 @@ def main() -> None:
     warnings.simplefilter("error", Image.DecompressionBombWarning)
     storage = Storage(settings["DATA_DIR"])
     storage.ensure()
+    warm_up(storage)
     connection = redis.Redis.from_url(settings["REDIS_URL"])
     queue = Queue(settings["QUEUE_NAME"], connection=connection, serializer=JSONSerializer)
     worker = ImageWorker(

@@ -1,0 +1,1 @@
+"""Benchmarks: ops against reference libraries, and the queue's overhead."""

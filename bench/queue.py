@@ -1,0 +1,153 @@
+"""What the queue and the HTTP layer add to a job, as ratios measured side by side in one run.
+
+    python -m bench.queue        (or `make bench`)
+
+Three ways to run the same job (a 12-megapixel JPEG resized to 1024 px, saved as JPEG):
+- direct:  the worker's pipeline called in this process (decode, resize, encode, write);
+- queued:  the same job enqueued with RQ to a real `python -m worker` and awaited;
+- http:    uploaded to gunicorn, long-polled with ?wait=, and the result downloaded.
+Rounds interleave the three; medians are compared. Targets: queued/direct <= 1.10, http/direct <= 1.30.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import redis
+import requests
+from PIL import Image
+from rq import Queue
+from rq.serializers import JSONSerializer
+
+from spec.catalog import validate_steps
+from spec.jobs import TASK, event_channel
+from spec.storage import Storage, new_job_id
+from tests.services import RedisServer, WebServer, WorkerProcess, service_env
+from worker import pipeline
+
+ROUNDS = 9
+STEPS = [{"op": "resize", "width": 1024}]
+TARGETS = {"queued": 1.10, "http": 1.30}
+
+
+def photo(path: Path, size: tuple[int, int] = (4000, 3000), seed: int = 7) -> Path:
+    """Write a photo-like JPEG: smooth colour fields, edges and sensor noise."""
+    rng = np.random.default_rng(seed)
+    width, height = size
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    base = np.stack([128 + 90 * np.sin(x / 310 + k) * np.cos(y / 270 - k) for k in (0.0, 1.3, 2.6)], axis=-1)
+    base[(x // 400 + y // 300) % 5 == 0] *= 0.55
+    noisy = base + rng.normal(0, 9, base.shape)
+    Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).save(path, quality=90)
+    return path
+
+
+def median_ms(samples: list[float]) -> float:
+    """Return the median of seconds, in milliseconds."""
+    return statistics.median(samples) * 1000
+
+
+def main() -> None:
+    """Measure the three ways, interleaved, and print the ratios."""
+    with tempfile.TemporaryDirectory(prefix="bench-queue-") as tmp:
+        root = Path(tmp)
+        source = photo(root / "photo.jpg")
+        data = root / "data"
+        storage = Storage(data)
+        storage.ensure()
+        server = RedisServer(root)
+        connection = redis.Redis.from_url(server.url)
+        env = service_env(server.url, data, WEB_CONCURRENCY=1)
+        worker = WorkerProcess(env, connection, quiet=True)
+        web = WebServer(env, quiet=True)
+        job_spec = {"ops": validate_steps(STEPS, 20), "format": "jpeg", "quality": 85}
+        queue = Queue(connection=connection, name="images", serializer=JSONSerializer)
+        try:
+            runs: dict[str, Callable[[], None]] = {
+                "direct": lambda: direct(source, storage, job_spec),
+                "queued": lambda: queued(source, storage, job_spec, queue, connection),
+                "http": lambda: over_http(source, web.url),
+            }
+            samples = measure(runs)
+            megabytes = source.stat().st_size / 1e6
+        finally:
+            web.stop()
+            worker.stop()
+            connection.close()
+            server.stop()
+    report(samples, megabytes)
+
+
+def measure(runs: dict[str, Callable[[], None]]) -> dict[str, list[float]]:
+    """Run each way once per round in a shuffled order, after one warm-up each."""
+    samples: dict[str, list[float]] = {name: [] for name in runs}
+    for run in runs.values():
+        run()
+    order = list(runs)
+    for _ in range(ROUNDS):
+        random.shuffle(order)
+        for name in order:
+            start = time.perf_counter()
+            runs[name]()
+            samples[name].append(time.perf_counter() - start)
+    return samples
+
+
+def direct(source: Path, storage: Storage, job_spec: dict) -> None:
+    """Run the pipeline in this process."""
+    job_id = new_job_id()
+    pipeline.process(source, storage.result(job_id, "jpeg"), job_spec)
+    storage.remove(job_id)
+
+
+def queued(source: Path, storage: Storage, job_spec: dict, queue: Queue, connection: redis.Redis) -> None:
+    """Enqueue the job as the web does and wait for the worker's end-of-job message."""
+    job_id = new_job_id()
+    os.link(source, storage.upload(job_id))
+    pubsub = connection.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(event_channel(job_id))
+    queue.enqueue(TASK, job_spec, job_id=job_id, meta={"progress": 0.0})
+    while pubsub.get_message(timeout=30) is None:
+        pass
+    pubsub.close()
+    assert queue.fetch_job(job_id).get_status() == "finished"
+    storage.remove(job_id)
+
+
+def over_http(source: Path, url: str) -> None:
+    """Upload, wait and download through gunicorn."""
+    with source.open("rb") as handle:
+        files = {"file": ("photo.jpg", handle, "image/jpeg")}
+        created = requests.post(f"{url}/api/v1/jobs", files=files, data={"ops": '[{"op":"resize","width":1024}]'})
+    created.raise_for_status()
+    job = requests.get(f"{url}{created.json()['links']['self']}?wait=30").json()
+    assert job["status"] == "finished", job
+    result = requests.get(f"{url}{job['links']['result']}")
+    result.raise_for_status()
+    Image.open(io.BytesIO(result.content)).verify()
+
+
+def report(samples: dict[str, list[float]], megabytes: float) -> None:
+    """Print medians and ratios to the direct run."""
+    base = median_ms(samples["direct"])
+    print(f"\nQueue and HTTP overhead: 12 MP JPEG ({megabytes:.1f} MB) -> resize 1024 px")
+    print(f"{ROUNDS} interleaved rounds, medians\n")
+    print(f"{'way':<8} {'median ms':>10} {'x direct':>9} {'target':>7}  verdict")
+    for name, values in samples.items():
+        ms = median_ms(values)
+        target = TARGETS.get(name)
+        ratio = ms / base
+        verdict = "" if target is None else ("OK" if ratio <= target else "OVER")
+        print(f"{name:<8} {ms:>10.1f} {ratio:>9.2f} {target or '':>7}  {verdict}")
+
+
+if __name__ == "__main__":
+    main()

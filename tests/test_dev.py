@@ -1,0 +1,55 @@
+"""`make dev` as a newcomer runs it: scripts/dev.sh brings up Redis, gunicorn and workers, and stops them all."""
+
+from __future__ import annotations
+
+import io
+import os
+import signal
+import socket
+import subprocess
+
+import pytest
+import requests
+from PIL import Image
+
+from tests.conftest import ROOT, free_port, make_image, wait_until
+
+pytestmark = pytest.mark.skipif(not (ROOT / ".venv/bin/gunicorn").exists(), reason="needs the venv `make` builds")
+
+
+def listening(port: int) -> bool:
+    """Tell whether something accepts connections on the port."""
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def ready(url: str) -> bool:
+    """Tell whether the service answers /readyz with 200."""
+    try:
+        return requests.get(f"{url}/readyz", timeout=2).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
+def test_dev_script_runs_the_service_and_stops_it_cleanly(tmp_path):
+    port, redis_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env.update(PORT=str(port), REDIS_PORT=str(redis_port), WORKERS="2", DATA_DIR=str(tmp_path / "data"))
+    script = subprocess.Popen(["bash", "scripts/dev.sh"], cwd=ROOT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: ready(url), timeout=60, what="make dev to come up")
+        files = {"file": ("photo.png", make_image(size=(600, 400)), "image/png")}
+        created = requests.post(f"{url}/api/v1/jobs", files=files, data={"ops": '[{"op":"resize","width":256}]'})
+        assert created.status_code == 202, created.text
+        job = requests.get(f"{url}{created.json()['links']['self']}?wait=20").json()
+        assert job["status"] == "finished", job
+        result = requests.get(f"{url}{job['links']['result']}")
+        assert Image.open(io.BytesIO(result.content)).size == (256, 171)
+        assert (tmp_path / "data/redis/appendonlydir").is_dir()  # the private Redis keeps its data under DATA_DIR
+    finally:
+        script.send_signal(signal.SIGTERM)
+        assert script.wait(timeout=60) == 0
+    assert not listening(port) and not listening(redis_port)
+    leftovers = subprocess.run(["pgrep", "-s", str(script.pid)], capture_output=True, text=True).stdout
+    assert leftovers.split() == []
