@@ -166,3 +166,13 @@ def test_job_json_is_json(client):
     job_id = submit(client, make_image(), []).get_json()["id"]
     raw = client.get(f"/api/v1/jobs/{job_id}?wait=10").data
     assert json.loads(raw)["id"] == job_id
+
+
+def test_hostile_filename_is_only_metadata(client, data_dir):
+    name = "../../etc/passwd <script>.png"
+    job = finished(client, submit(client, make_image(), [], filename=name).get_json()["id"])
+    assert job["input"]["filename"] == name  # reported back as data (JSON-escaped), never used as a path
+    stored = {p.name for p in data_dir.rglob("*") if p.is_file()}
+    assert f"{job['id']}.png" in stored and not any("passwd" in s or "script" in s for s in stored)
+    disposition = download(client, job["links"]["result"]).headers["Content-Disposition"]
+    assert disposition == "inline; filename=etc_passwd_script.png"

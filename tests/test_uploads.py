@@ -157,3 +157,12 @@ def test_bad_wait_is_400(client, query):
 @pytest.mark.parametrize("query", ["page=0", "per_page=1000", "page=x"])
 def test_bad_page_is_400(client, query):
     assert error_of(client.get(f"/api/v1/jobs?{query}"), 400)["code"] == "invalid_argument"
+
+
+def test_job_lookup_with_redis_down_is_503(data_dir):
+    from tests.conftest import free_port
+    from web import create_app
+
+    app = create_app({"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "DATA_DIR": str(data_dir)})
+    assert error_of(app.test_client().get("/api/v1/jobs/" + "a" * 32), 503)["code"] == "queue_unavailable"
+    assert error_of(app.test_client().get("/api/v1/jobs"), 503)["code"] == "queue_unavailable"
