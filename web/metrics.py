@@ -1,0 +1,78 @@
+"""Prometheus metrics at /metrics, read from Redis at scrape time (so any number of gunicorn processes agree)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import redis
+from flask import Blueprint, Flask, Response, current_app
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from rq import Worker
+
+from web import store
+
+bp = Blueprint("metrics", __name__)
+
+
+class QueueCollector:
+    """Jobs by state, workers by state, and whether Redis answers."""
+
+    def __init__(self, app: Flask) -> None:
+        self.app = app
+
+    def collect(self) -> Iterator[Metric]:
+        """Read the queue's registries and the worker list."""
+        up = GaugeMetricFamily("imgjobs_redis_up", "1 when Redis answers the web process, else 0")
+        with self.app.app_context():
+            try:
+                jobs, workers = self._jobs(), self._workers()
+            except redis.RedisError:
+                up.add_metric([], 0)
+                yield up
+                return
+        up.add_metric([], 1)
+        yield up
+        yield jobs
+        yield workers
+
+    def _jobs(self) -> GaugeMetricFamily:
+        """Count jobs in each RQ registry of the queue."""
+        queue = store.queue()
+        family = GaugeMetricFamily("imgjobs_jobs", "Jobs known to the queue, by RQ state", labels=["state"])
+        counts = {
+            "queued": queue.count,
+            "scheduled": queue.scheduled_job_registry.count,
+            "started": queue.started_job_registry.count,
+            "finished": queue.finished_job_registry.count,
+            "failed": queue.failed_job_registry.count,
+            "canceled": queue.canceled_job_registry.count,
+        }
+        for state, count in counts.items():
+            family.add_metric([state], count)
+        return family
+
+    def _workers(self) -> GaugeMetricFamily:
+        """Count registered workers by what they are doing."""
+        family = GaugeMetricFamily("imgjobs_workers", "Live RQ workers on the queue, by state", labels=["state"])
+        states: dict[str, int] = {"idle": 0, "busy": 0}
+        for worker in Worker.all(queue=store.queue()):
+            state = str(worker.get_state())
+            states[state] = states.get(state, 0) + 1
+        for state, count in states.items():
+            family.add_metric([state], count)
+        return family
+
+
+def init_app(app: Flask) -> None:
+    """Give the app its own metrics registry and the /metrics route."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(QueueCollector(app))  # type: ignore[arg-type]
+    app.extensions["metrics"] = registry
+    app.register_blueprint(bp)
+
+
+@bp.get("/metrics")
+def metrics() -> Response:
+    """Serve the metrics in Prometheus' text format."""
+    return Response(generate_latest(current_app.extensions["metrics"]), mimetype=CONTENT_TYPE_LATEST)
