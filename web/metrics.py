@@ -67,7 +67,7 @@ class QueueCollector:
 def init_app(app: Flask) -> None:
     """Give the app its own metrics registry and the /metrics route."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(QueueCollector(app))  # type: ignore[arg-type]
+    registry.register(QueueCollector(app))
     app.extensions["metrics"] = registry
     app.register_blueprint(bp)
 
