@@ -44,18 +44,18 @@ def output_format(requested: str | None, input_format: str) -> str:
 
 
 def output_quality(requested: str | int | None, fmt: str) -> int | None:
-    """Return the encoder quality (1-100) for lossy formats, None for png."""
+    """Return the encoder quality (1-100) for lossy formats, None for png; refuse bad values either way."""
+    quality = None
+    if requested not in (None, ""):
+        try:
+            quality = int(str(requested))
+        except ValueError:
+            raise ValueError(f"quality must be an integer from 1 to 100, got {requested!r}") from None
+        if not 1 <= quality <= 100:
+            raise ValueError(f"quality must be an integer from 1 to 100, got {quality}")
     if fmt not in DEFAULT_QUALITY:
         return None
-    if requested in (None, ""):
-        return DEFAULT_QUALITY[fmt]
-    try:
-        quality = int(str(requested))
-    except ValueError:
-        raise ValueError(f"quality must be an integer from 1 to 100, got {requested!r}") from None
-    if not 1 <= quality <= 100:
-        raise ValueError(f"quality must be an integer from 1 to 100, got {quality}")
-    return quality
+    return quality or DEFAULT_QUALITY[fmt]
 
 
 def event_channel(job_id: str) -> str:

@@ -176,3 +176,11 @@ def test_hostile_filename_is_only_metadata(client, data_dir):
     assert f"{job['id']}.png" in stored and not any("passwd" in s or "script" in s for s in stored)
     disposition = download(client, job["links"]["result"]).headers["Content-Disposition"]
     assert disposition == "inline; filename=etc_passwd_script.png"
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP"])
+def test_one_pixel_images_of_every_accepted_type_work(client, fmt):
+    response = submit(client, make_image(size=(1, 1), fmt=fmt), [], filename=f"dot.{fmt.lower()}")
+    job = finished(client, response.get_json()["id"])
+    assert job["status"] == "finished", job
+    assert (job["result"]["width"], job["result"]["height"]) == (1, 1)

@@ -11,7 +11,7 @@ from PIL import Image
 
 from spec import config
 from spec.storage import Storage
-from web import api, errors, health, metrics, page, store
+from web import api, errors, health, metrics, openapi, page, store
 from web.uploads import UploadRequest
 
 
@@ -32,6 +32,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     store.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
+    app.register_blueprint(openapi.bp)
     metrics.init_app(app)
     page.init_app(app)
     return app

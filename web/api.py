@@ -20,6 +20,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
 MAX_WAIT = 30.0
 MAX_PER_PAGE = 100
+MAX_PAGE = 1_000_000
 
 
 @bp.post("/jobs")
@@ -52,7 +53,7 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
 @bp.get("/jobs")
 def list_jobs() -> dict[str, Any]:
     """List recent jobs, newest first, a page at a time."""
-    page = _int_arg("page", 1, 1, 1_000_000)
+    page = _int_arg("page", 1, 1, MAX_PAGE)
     per_page = _int_arg("per_page", 20, 1, MAX_PER_PAGE)
     jobs, total = store.recent(page, per_page)
     links = {"self": url_for("api.list_jobs", page=page, per_page=per_page)}

@@ -57,8 +57,11 @@ def init_app(app: Flask) -> None:
     def http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
         code, message = HTTP_MESSAGES.get(status, (_snake(exc.name), exc.description or exc.name))
-        max_mb = app.config["MAX_UPLOAD_MB"]
-        return error_response(status, code, message.format(max_mb=max_mb))
+        response = error_response(status, code, message.format(max_mb=app.config["MAX_UPLOAD_MB"]))
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value  # e.g. Allow on a 405
+        return response
 
     @app.errorhandler(Exception)
     def unexpected(exc: Exception) -> Response:

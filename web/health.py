@@ -27,7 +27,9 @@ def readyz() -> Response | dict[str, str]:
     except redis.RedisError as exc:
         return error_response(503, "queue_unavailable", f"Redis cannot be reached: {exc}")
     try:
-        with tempfile.NamedTemporaryFile(dir=store.storage().tmp, prefix="ready-"):
+        storage = store.storage()
+        storage.ensure()
+        with tempfile.NamedTemporaryFile(dir=storage.tmp, prefix="ready-"):
             pass
     except OSError as exc:
         return error_response(503, "storage_unavailable", f"The data directory is not writable: {exc}")

@@ -30,8 +30,12 @@ class UploadRequest(Request):
         self, total_content_length: int | None, content_type: str | None, filename: str | None = None,
         content_length: int | None = None,
     ) -> IO[bytes]:
-        tmp = Storage(current_app.config["DATA_DIR"]).tmp
-        return tempfile.NamedTemporaryFile(dir=tmp, prefix="upload-")  # noqa: SIM115 - closed by Werkzeug
+        storage = Storage(current_app.config["DATA_DIR"])
+        try:
+            storage.ensure()  # the volume may have been emptied since start-up
+            return tempfile.NamedTemporaryFile(dir=storage.tmp, prefix="upload-")  # closed by Werkzeug
+        except OSError as exc:
+            raise ApiError(503, "storage_unavailable", f"The data directory is not writable: {exc}.") from None
 
 
 @dataclass(frozen=True)
@@ -63,7 +67,7 @@ def inspect(path: Path, max_pixels: int) -> ImageInfo:
             fmt = "JPEG" if image.format == "MPO" else image.format or ""
             info = ImageInfo(fmt, width, height, image.mode, getattr(image, "n_frames", 1), size)
             if image.format in ("JPEG", "MPO"):
-                image.draft(None, (width // 8, height // 8))  # every byte is still read, at 1/64 of the cost
+                image.draft(None, (max(1, width // 8), max(1, height // 8)))  # still reads every byte
             image.load()
     except UnidentifiedImageError:
         raise _unidentified(path) from None
