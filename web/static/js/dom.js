@@ -20,7 +20,7 @@ const PROPERTIES = { value: 1, checked: 1, disabled: 1, hidden: 1, selected: 1 }
 
 /** Append children: nodes as they are, strings as text nodes. */
 function append(node, children) {
-  for (const child of children.flat()) {
+  for (const child of children.flat(Infinity)) {
     if (child === null || child === undefined || child === false) continue;
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
