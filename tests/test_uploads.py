@@ -120,6 +120,11 @@ def test_bad_ops_are_400_naming_step_and_parameter(client, ops, words):
     assert words in error["message"]
 
 
+def test_invalid_ops_error_names_step_and_parameter_as_fields(client):
+    error = error_of(submit(client, make_image(), '[{"op": "grayscale"}, {"op": "resize", "width": -1}]'), 400)
+    assert (error["step"], error["param"]) == (2, "width")
+
+
 @pytest.mark.parametrize(("field", "value"), [("format", "gif"), ("quality", "0"), ("quality", "high")])
 def test_bad_output_options_are_400(client, field, value):
     response = submit(client, make_image(), [], **{"format": "jpeg", field: value})

@@ -100,7 +100,13 @@ def get_result(job_id: str) -> Response:
 @bp.get("/ops")
 def list_ops() -> dict[str, Any]:
     """Describe every op and its parameters."""
-    return {"ops": describe(), "max_steps": current_app.config["MAX_STEPS"], "formats": list(MEDIA_TYPES)}
+    config = current_app.config
+    return {
+        "ops": describe(),
+        "max_steps": config["MAX_STEPS"],
+        "formats": list(MEDIA_TYPES),
+        "limits": {"max_upload_mb": config["MAX_UPLOAD_MB"], "max_pixels": config["MAX_PIXELS"]},
+    }
 
 
 def view(job: Job) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 import redis
 from flask import Flask, Response, jsonify
@@ -30,9 +31,9 @@ class ApiError(Exception):
         self.message = message
 
 
-def error_response(status: int, code: str, message: str) -> Response:
-    """Build the JSON response for an error."""
-    response = jsonify({"error": {"status": status, "code": code, "message": message}})
+def error_response(status: int, code: str, message: str, **detail: Any) -> Response:
+    """Build the JSON response for an error; `detail` adds fields such as the failing step."""
+    response = jsonify({"error": {"status": status, "code": code, "message": message, **detail}})
     response.status_code = status
     return response
 
@@ -46,7 +47,7 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(StepError)
     def step_error(exc: StepError) -> Response:
-        return error_response(400, "invalid_ops", str(exc))
+        return error_response(400, "invalid_ops", str(exc), step=exc.step, param=exc.param)
 
     @app.errorhandler(redis.RedisError)
     def redis_down(exc: redis.RedisError) -> Response:
