@@ -23,6 +23,7 @@ SETTINGS: dict[str, tuple[type, Any]] = {
     "FAILURE_TTL": (int, 604_800),
     "JOB_RETRIES": (int, 2),
     "WORKERS": (int, 2),
+    "WORKER_MAX_JOBS": (int, 500),
 }
 
 

@@ -58,6 +58,11 @@ def output_quality(requested: str | int | None, fmt: str) -> int | None:
     return quality or DEFAULT_QUALITY[fmt]
 
 
+def stop_key(job_id: str) -> str:
+    """Return the key the web sets to ask the worker to stop a running job."""
+    return f"imgjobs:stop:{job_id}"
+
+
 def event_channel(job_id: str) -> str:
     """Return the pub/sub channel the worker announces a job's end on."""
     return f"imgjobs:ended:{job_id}"

@@ -88,18 +88,18 @@ class WorkerProcess:
     def _registered(self, before: set[str]) -> str | None:
         """Return this worker's RQ name once it is registered."""
         for w in Worker.all(connection=self.connection):
-            if w.name not in before and w.pid == self.process.pid:
+            if w.name not in before and w.pid in self.children():
                 return w.name
         return None
 
-    def horse_pid(self) -> int:
-        """Return the pid of the work-horse running the current job (it leads its own process group)."""
+    def children(self) -> list[int]:
+        """Return the pids of the supervisor's children (the worker child that runs jobs)."""
+        out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout
+        return [int(pid) for pid in out.split()]
 
-        def child() -> int | None:
-            out = subprocess.run(["pgrep", "-P", str(self.process.pid)], capture_output=True, text=True).stdout
-            return next((pid for pid in map(int, out.split()) if os.getpgid(pid) == pid), None)
-
-        return int(wait_until(child, what="a work-horse"))
+    def job_process(self) -> int:
+        """Return the pid of the process running jobs."""
+        return int(wait_until(lambda: next(iter(self.children()), None), what="the worker child"))
 
     def stop(self) -> None:
         """Ask for a warm shutdown and wait for it."""

@@ -28,11 +28,11 @@ def started(client, job_id: str) -> None:
     wait_until(lambda: client.get(f"/api/v1/jobs/{job_id}").get_json()["status"] == "started", what="job start")
 
 
-def test_killed_work_horse_fails_the_job_with_a_reason_and_the_worker_goes_on(app, client, worker):
+def test_killed_worker_child_fails_the_job_with_a_reason_and_a_new_child_goes_on(app, client, worker):
     app.config["JOB_RETRIES"] = 0
     job_id = submit(client, BIG, SLOW_STEPS).get_json()["id"]
     started(client, job_id)
-    os.kill(worker.horse_pid(), signal.SIGKILL)
+    os.kill(worker.job_process(), signal.SIGKILL)
     job = finished(client, job_id)
     assert job["status"] == "failed"
     assert job["error"]["code"] == "worker_crashed"
@@ -41,14 +41,14 @@ def test_killed_work_horse_fails_the_job_with_a_reason_and_the_worker_goes_on(ap
     assert finished(client, submit(client, make_image(), []).get_json()["id"])["status"] == "finished"
 
 
-def test_killed_work_horse_is_retried_and_then_succeeds(app, client, worker, redis_client):
+def test_job_of_a_killed_worker_child_is_retried_and_then_succeeds(app, client, worker, redis_client):
     from rq.job import Job
     from rq.serializers import JSONSerializer
 
     app.config["JOB_RETRIES"] = 1
     job_id = submit(client, BIG, SLOW_STEPS[:4]).get_json()["id"]
     started(client, job_id)
-    os.kill(worker.horse_pid(), signal.SIGKILL)
+    os.kill(worker.job_process(), signal.SIGKILL)
     wait_until(lambda: client.get(f"/api/v1/jobs/{job_id}").get_json()["status"] != "started", what="the kill")
     job = finished(client, job_id, wait=30)
     assert job["status"] == "finished", job
@@ -110,7 +110,8 @@ def test_failures_are_explained_and_retried_only_when_useful(exc, code, retry):
 
 
 def test_worker_health_sees_the_live_worker_on_this_host(worker, redis_client):
-    assert worker.name in health.alive_here(redis_client, socket.gethostname())
+    [name] = health.alive_here(redis_client, socket.gethostname())  # one live child; dead ones unregistered
+    assert name == f"{socket.gethostname()}.{worker.job_process()}"
     assert health.alive_here(redis_client, "some-other-host") == []
 
 
@@ -136,3 +137,27 @@ def test_readyz_reports_unwritable_data_dir(app, client, tmp_path):
     assert response.status_code == 503
     assert response.get_json()["error"]["code"] == "storage_unavailable"
 
+
+
+def test_recover_fails_a_stuck_job_as_a_timeout_without_retry(app, client, redis_server, data_dir, redis_client):
+    from rq import Queue
+    from rq.serializers import JSONSerializer
+
+    from tests.services import WorkerProcess, service_env
+    from worker.service import recover
+
+    process = WorkerProcess(service_env(redis_server.url, data_dir, QUEUE_NAME="stuck"), redis_client)
+    try:
+        app.config.update(QUEUE_NAME="stuck", JOB_RETRIES=2)
+        job_id = submit(client, BIG, SLOW_STEPS).get_json()["id"]
+        started(client, job_id)
+        child = process.job_process()
+        os.kill(child, signal.SIGSTOP)  # frozen mid-job, as if stuck in C code
+        queue = Queue("stuck", connection=redis_client, serializer=JSONSerializer)
+        recover(redis_client, queue, Storage(data_dir), child, "timeout")
+        job = client.get(f"/api/v1/jobs/{job_id}").get_json()
+        assert job["status"] == "failed"
+        assert job["error"]["code"] == "timeout"
+        os.kill(child, signal.SIGKILL)
+    finally:
+        process.stop()

@@ -11,16 +11,15 @@ from flask import Flask, current_app
 from redis.backoff import NoBackoff
 from redis.retry import Retry as RedisRetry
 from rq import Queue, Retry
-from rq.command import send_stop_job_command
-from rq.exceptions import InvalidJobOperation, NoSuchJobError
+from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from spec.jobs import ENDED, RECENT_KEY, STATUSES, TASK, event_channel
+from spec.jobs import ENDED, RECENT_KEY, STATUSES, TASK, event_channel, stop_key
 from spec.storage import Storage, is_job_id
 from web.errors import ApiError
 
-RETRY_INTERVALS = [2, 10, 30]
+STOP_WAIT = 10.0
 
 
 def init_app(app: Flask) -> None:
@@ -59,7 +58,7 @@ def enqueue(job_id: str, job_spec: dict[str, Any], input_info: dict[str, Any]) -
         job_timeout=config["JOB_TIMEOUT"],
         result_ttl=config["RESULT_TTL"],
         failure_ttl=config["FAILURE_TTL"],
-        retry=Retry(max=retries, interval=RETRY_INTERVALS[:retries]) if retries else None,
+        retry=Retry(max=retries) if retries else None,  # requeued at once: no scheduler process needed
         meta={"progress": 0.0, "input": input_info},
         description=f"{len(job_spec['ops'])} step(s) on {input_info.get('filename') or job_id}",
     )
@@ -110,11 +109,8 @@ def cancel(job: Job) -> bool:
     if state == "queued":
         job.cancel()
     elif state == "started":
-        try:
-            send_stop_job_command(connection(), job.id, serializer=JSONSerializer)
-        except InvalidJobOperation:
-            pass  # it ended in the meantime
-        wait(job, 2.0)
+        connection().set(stop_key(job.id), 1, ex=current_app.config["JOB_TIMEOUT"] + 60)
+        wait(job, STOP_WAIT)  # the worker stops after the step it is on
     else:
         job.delete()
         connection().zrem(RECENT_KEY, job.id)

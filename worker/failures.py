@@ -9,8 +9,14 @@ from rq.timeouts import JobTimeoutException
 from worker.imagefile import ImageError
 
 
+class JobCanceled(Exception):
+    """The web asked for the running job to stop."""
+
+
 def explain(exc: BaseException, timeout: int | None = None) -> tuple[dict[str, str], bool]:
     """Return the API's error object for `exc` and whether retrying may succeed."""
+    if isinstance(exc, JobCanceled):
+        return _error("canceled", "The job was canceled while it was running."), False
     if isinstance(exc, ImageError):
         return _error("undecodable_image", f"The image could not be processed: {_strip(exc)}."), False
     if isinstance(exc, JobTimeoutException):
@@ -25,12 +31,9 @@ def explain(exc: BaseException, timeout: int | None = None) -> tuple[dict[str, s
     return _error("job_failed", f"The job failed: {type(exc).__name__}: {exc}."), True
 
 
-def crashed(exc_string: str) -> dict[str, str]:
-    """Describe a job whose work-horse process died (killed, out of memory, segfault)."""
-    return _error(
-        "worker_crashed",
-        f"The process running this job died ({exc_string.strip().rstrip(';')}); it may have run out of memory.",
-    )
+def crashed(why: str) -> dict[str, str]:
+    """Describe a job whose worker process died under it (killed, out of memory, crashed)."""
+    return _error("worker_crashed", f"The process running this job died ({why}); it may have run out of memory.")
 
 
 def _error(code: str, message: str) -> dict[str, Any]:

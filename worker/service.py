@@ -1,34 +1,39 @@
-"""The RQ worker: preloads the ops, runs jobs in forked work-horses, announces job ends."""
+"""The worker process: preload everything once, then supervise a child that runs RQ jobs in-process."""
 
 from __future__ import annotations
 
 import gc
 import logging
 import os
-import time
+import socket
+import sys
 import warnings
 from typing import Any
 
 import redis
 from PIL import Image
-from rq import Queue, Worker
+from rq import Queue, SimpleWorker
 from rq.job import Job
 from rq.serializers import JSONSerializer
+from rq.timeouts import JobTimeoutException
+from rq.utils import now
 
-import worker.ops  # noqa: F401 - imported once here, before any fork, so each job starts warm
+import worker.ops  # noqa: F401 - imported once here, before the child is forked, so every job starts warm
 import worker.tasks  # noqa: F401
 from spec import config
 from spec.jobs import DEFAULT_QUALITY, MEDIA_TYPES, event_channel
-from spec.storage import Storage, is_job_id
+from spec.storage import Storage
 from worker import failures, imagefile
+from worker.janitor import sweep
+from worker.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
-STALE_TMP_SECONDS = 3600
 WORKER_TTL = 60  # a worker that misses its heartbeat for this long counts as dead
+HARD_LIMIT_GRACE = 30  # seconds past a job's timeout before the supervisor kills the child
 
 
-class ImageWorker(Worker):
-    """An RQ worker that explains failures, retries only what can succeed, and tidies files."""
+class ImageWorker(SimpleWorker):
+    """An RQ worker that runs jobs in its own process, explains failures and tidies files."""
 
     storage: Storage
 
@@ -41,14 +46,11 @@ class ImageWorker(Worker):
     def handle_job_failure(
         self, job: Job, queue: Queue, started_job_registry: Any = None, exc_string: str = "", execution: Any = None
     ) -> None:
-        """Record the failure (or the retry), tidy files once it is final, and wake waiters."""
-        stopped = self._stopped_job_id == job.id
-        if "Work-horse terminated unexpectedly" in exc_string and not stopped:
-            job.meta["error"] = failures.crashed(exc_string)
-            job.save_meta()
+        """Record the failure, cancellation or retry; tidy files once it is final; wake waiters."""
+        if job.meta.get("error", {}).get("code") == "canceled":
+            self._stopped_job_id = job.id  # RQ then marks it stopped, never retried
         super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
-        final = job.get_status(refresh=True) not in ("queued", "scheduled", "deferred")
-        if final:
+        if job.get_status(refresh=True) not in ("queued", "scheduled", "deferred"):
             self.storage.remove(job.id)
             self.connection.publish(event_channel(job.id), "ended")
 
@@ -68,24 +70,49 @@ def explain_failure(job: Job, exc_type: type, exc_value: BaseException, tb: Any)
     return True  # go on to RQ's default handling
 
 
-def sweep(storage: Storage, connection: redis.Redis) -> int:
-    """Delete files of jobs Redis no longer knows, and stale partial files; return how many."""
-    removed = 0
-    for path in [*storage.uploads.iterdir(), *storage.results.iterdir()]:
-        job_id = path.name.split(".")[0]
-        if is_job_id(job_id) and not connection.exists(Job.key_for(job_id)):
-            path.unlink(missing_ok=True)
-            removed += 1
-    cutoff = time.time() - STALE_TMP_SECONDS
-    for path in [*storage.tmp.iterdir(), *storage.results.glob(".*.part")]:
-        if path.stat().st_mtime < cutoff:
-            path.unlink(missing_ok=True)
-            removed += 1
-    return removed
+def child_name(pid: int) -> str:
+    """Name the worker child after its host and pid, so the supervisor can find it in Redis."""
+    return f"{socket.gethostname()}.{pid}"
+
+
+def find_child(connection: redis.Redis, pid: int) -> ImageWorker | None:
+    """Return the registered worker of a child, if it is still registered."""
+    key = ImageWorker.redis_worker_namespace_prefix + child_name(pid)
+    found = ImageWorker.find_by_key(key, connection=connection, serializer=JSONSerializer)
+    return found if isinstance(found, ImageWorker) else None
+
+
+def recover(connection: redis.Redis, queue: Queue, storage: Storage, pid: int, why: str) -> None:
+    """Fail (or retry) the job a dead child was running, with the reason, and unregister the child."""
+    dead = find_child(connection, pid)
+    if dead is None:
+        return
+    job = dead.get_current_job()
+    if job is not None:
+        if why == "timeout":
+            timeout = int(job.timeout) if job.timeout else None
+            job.meta["error"] = failures.explain(JobTimeoutException("hard limit"), timeout)[0]
+            job.retries_left = 0
+        else:
+            job.meta["error"] = failures.crashed(why)
+        job.save_meta()
+        job.ended_at = now()
+        dead.storage = storage
+        dead.handle_job_failure(job, queue, exc_string=f"The worker process running the job died: {why}")
+    dead.register_death()
+
+
+def overdue(connection: redis.Redis, pid: int) -> bool:
+    """Tell whether the child's current job has run well past its timeout (stuck in C code)."""
+    child = find_child(connection, pid)
+    job = child.get_current_job() if child else None
+    if job is None or job.started_at is None or not job.timeout or job.timeout < 0:
+        return False
+    return (now() - job.started_at).total_seconds() > job.timeout + HARD_LIMIT_GRACE
 
 
 def warm_up(storage: Storage) -> None:
-    """Load Pillow's plugins and codecs now, so no forked work-horse pays for it again."""
+    """Load Pillow's plugins and codecs now, so no job pays for it."""
     Image.init()
     sample = storage.tmp / f"warm-up-{os.getpid()}"
     Image.new("RGB", (64, 64), "gray").save(sample, "JPEG")
@@ -96,11 +123,11 @@ def warm_up(storage: Storage) -> None:
     finally:
         for path in sample.parent.glob(sample.name + "*"):
             path.unlink(missing_ok=True)
-    gc.freeze()  # keep the collector off inherited objects, so forks copy fewer pages
+    gc.freeze()  # keep the collector off inherited objects, so the child copies fewer pages
 
 
 def main() -> None:
-    """Run one worker on the configured queue until told to stop."""
+    """Preload, then supervise one worker child on the configured queue until told to stop."""
     settings = config.from_env()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     Image.MAX_IMAGE_PIXELS = settings["MAX_PIXELS"]
@@ -108,14 +135,26 @@ def main() -> None:
     storage = Storage(settings["DATA_DIR"])
     storage.ensure()
     warm_up(storage)
-    connection = redis.Redis.from_url(settings["REDIS_URL"])
+
+    def run_child() -> None:
+        connection = redis.Redis.from_url(settings["REDIS_URL"])
+        queue = Queue(settings["QUEUE_NAME"], connection=connection, serializer=JSONSerializer)
+        child = ImageWorker(
+            [queue],
+            name=child_name(os.getpid()),
+            connection=connection,
+            serializer=JSONSerializer,
+            exception_handlers=[explain_failure],
+            worker_ttl=WORKER_TTL,
+        )
+        child.storage = storage
+        child.work(max_jobs=settings["WORKER_MAX_JOBS"])
+
+    connection = redis.Redis.from_url(settings["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5)
     queue = Queue(settings["QUEUE_NAME"], connection=connection, serializer=JSONSerializer)
-    worker = ImageWorker(
-        [queue],
-        connection=connection,
-        serializer=JSONSerializer,
-        exception_handlers=[explain_failure],
-        worker_ttl=WORKER_TTL,
+    supervisor = Supervisor(
+        run_child,
+        on_death=lambda pid, why: recover(connection, queue, storage, pid, why),
+        overdue=lambda pid: overdue(connection, pid),
     )
-    worker.storage = storage
-    worker.work(with_scheduler=True)
+    sys.exit(supervisor.run())

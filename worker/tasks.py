@@ -7,8 +7,10 @@ from typing import Any
 from rq import get_current_job
 
 from spec import config
+from spec.jobs import stop_key
 from spec.storage import Storage
 from worker import pipeline
+from worker.failures import JobCanceled
 
 
 def process(job_spec: dict[str, Any]) -> dict[str, Any]:
@@ -19,7 +21,11 @@ def process(job_spec: dict[str, Any]) -> dict[str, Any]:
     storage = Storage(config.from_env()["DATA_DIR"])
 
     def progress(fraction: float) -> None:
+        """Record progress after a step, and stop here if the job was canceled meanwhile."""
+        if job.connection.exists(stop_key(job.id)):
+            raise JobCanceled(job.id)
         job.meta["progress"] = round(fraction, 4)
         job.save_meta()
 
+    progress(0.0)
     return pipeline.process(storage.upload(job.id), storage.result(job.id, job_spec["format"]), job_spec, progress)

@@ -1,0 +1,105 @@
+"""Keep one worker child alive: fork it from the warm parent, restart it when a job kills it.
+
+The child runs jobs in its own process (no fork per job), so a job costs what the
+pipeline costs. What a fork per job would buy is kept here instead: a child that dies
+mid-job (killed, out of memory, crashed in C) is replaced at once and its job is failed
+or retried with a reason, and a job stuck past its timeout is killed from outside.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from types import FrameType
+
+log = logging.getLogger(__name__)
+POLL_SECONDS = 0.5
+
+
+class Supervisor:
+    """Fork `run_child` in a fresh process group and watch it until told to stop."""
+
+    def __init__(
+        self,
+        run_child: Callable[[], None],
+        on_death: Callable[[int, str], None],
+        overdue: Callable[[int], bool],
+    ) -> None:
+        self.run_child = run_child  # runs the worker in the child, returns when it stops
+        self.on_death = on_death  # (child pid, why) after a child died abnormally
+        self.overdue = overdue  # (child pid) -> True when its job ran past its hard limit
+        self.stopping = False
+        self.child = 0
+
+    def run(self) -> int:
+        """Start children until a stop is requested; return the exit status."""
+        signal.signal(signal.SIGTERM, self._forward)
+        signal.signal(signal.SIGINT, self._forward)
+        while True:
+            self.child = self._fork()
+            why = self._watch(self.child)
+            if why is None or (self.stopping and why == f"killed by signal {signal.SIGTERM}"):
+                if self.stopping:  # it stopped as asked (before it could even install its handlers)
+                    return 0
+                continue  # recycled after its job quota
+            log.warning("worker child %d died (%s); starting another", self.child, why)
+            self.on_death(self.child, why)
+            if self.stopping:
+                return 1
+
+    def _fork(self) -> int:
+        """Start a child in its own process group, so its own children go with it."""
+        pid = os.fork()
+        if pid == 0:
+            os.setpgrp()
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches us; we forward SIGTERM
+            try:
+                self.run_child()
+            finally:
+                os._exit(0)
+        return pid
+
+    def _watch(self, pid: int) -> str | None:
+        """Wait for the child to end; return why it died, or None when it exited cleanly."""
+        while True:
+            try:
+                done, status = os.waitpid(-1, os.WNOHANG)  # also reaps orphans (we may be PID 1)
+            except ChildProcessError:
+                return "lost"
+            if done == pid:
+                self._kill_group(pid)
+                if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+                    return None
+                if os.WIFSIGNALED(status):
+                    return f"killed by signal {os.WTERMSIG(status)}"
+                return f"exited with status {os.WEXITSTATUS(status)}"
+            if done:
+                continue
+            if self.overdue(pid):
+                log.warning("worker child %d ran a job past its hard time limit; killing it", pid)
+                self._kill_group(pid)
+                os.waitpid(pid, 0)
+                return "timeout"
+            time.sleep(POLL_SECONDS)
+
+    def _forward(self, signum: int, frame: FrameType | None) -> None:
+        """Pass a stop request on to the child: the first finishes the current job, a second one cuts it short."""
+        self.stopping = True
+        if self.child:
+            try:
+                os.kill(self.child, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+
+    @staticmethod
+    def _kill_group(pid: int) -> None:
+        """Kill the child and whatever is left of its process group."""
+        for kill in (os.kill, os.killpg):
+            try:
+                kill(pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
