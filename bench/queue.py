@@ -5,8 +5,10 @@
 Three ways to run the same job (a 12-megapixel JPEG resized to 1024 px, saved as JPEG):
 - direct:  the worker's pipeline called in this process (decode, resize, encode, write);
 - queued:  the same job enqueued with RQ to a real `python -m worker` and awaited;
-- http:    uploaded to gunicorn, long-polled with ?wait=, and the result downloaded.
-Rounds interleave the three; medians are compared. Targets: queued/direct <= 1.10, http/direct <= 1.30.
+- http:    uploaded to gunicorn, long-polled with ?wait=, and the result downloaded;
+and, to explain the http figure, the web's upload check alone:
+- validate: web.uploads.inspect on the same file (identify, pixel cap, full decode at 1/8 scale).
+Rounds interleave them; medians are compared. Targets: queued/direct <= 1.10, http/direct <= 1.30.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from spec.catalog import validate_steps
 from spec.jobs import TASK, event_channel
 from spec.storage import Storage, new_job_id
 from tests.services import RedisServer, WebServer, WorkerProcess, service_env
+from web import uploads
 from worker import pipeline
 
 ROUNDS = 9
@@ -75,6 +78,7 @@ def main() -> None:
                 "direct": lambda: direct(source, storage, job_spec),
                 "queued": lambda: queued(source, storage, job_spec, queue, connection),
                 "http": lambda: over_http(source, web.url),
+                "validate": lambda: uploads.inspect(source, 50_000_000),
             }
             samples = measure(runs)
             megabytes = source.stat().st_size / 1e6
@@ -147,6 +151,8 @@ def report(samples: dict[str, list[float]], megabytes: float) -> None:
         ratio = ms / base
         verdict = "" if target is None else ("OK" if ratio <= target else "OVER")
         print(f"{name:<8} {ms:>10.1f} {ratio:>9.2f} {target or '':>7}  {verdict}")
+    rest = median_ms(samples["http"]) - median_ms(samples["validate"])
+    print(f"\nhttp without the upload's validation decode: {rest / base:.2f} x direct")
 
 
 if __name__ == "__main__":
