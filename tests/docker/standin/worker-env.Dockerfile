@@ -4,11 +4,11 @@
 # put this stage in front of the real runtime stage of Dockerfile.worker,
 # copied verbatim, so user, paths, command, healthcheck and signals are the
 # real ones. The runtime base must then be the same stand-in (its python3).
-ARG STANDIN_PYTHON_IMAGE=imgjobs-standin/python:bookworm
+ARG STANDIN_PYTHON_IMAGE=imgjobs-standin/python:trixie
 FROM ${STANDIN_PYTHON_IMAGE} AS env
 
 COPY requirements/worker.txt /tmp/requirements-worker.txt
 RUN python -m venv --without-pip /venv \
     && python -m pip --python /venv/bin/python install --no-cache-dir --no-deps \
         --requirement /tmp/requirements-worker.txt \
-    && python -m pip --python /venv/bin/python check
+    && /venv/bin/python -c "import numpy, PIL.Image, redis, rq"

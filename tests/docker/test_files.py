@@ -1,0 +1,252 @@
+"""Static checks of the container files: compose config, hadolint, environment.yml against the code."""
+
+from __future__ import annotations
+
+import ast
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from spec import config
+from tests.docker.stack import COMPOSE_FILE, ROOT, run, standin_worker_dockerfile, tool
+from worker import service as worker_service
+
+pytestmark = pytest.mark.docker
+
+#: Import name -> conda-forge package, for every third-party module the worker may import.
+CONDA_PACKAGE = {"numpy": "numpy", "PIL": "pillow", "redis": "redis-py", "rq": "rq"}
+#: conda-forge name -> PyPI name where they differ.
+PYPI_NAME = {"redis-py": "redis"}
+#: Settings compose passes to web and worker with its own defaults (x-app-env).
+APP_ENV = ("QUEUE_NAME", "MAX_UPLOAD_MB", "MAX_PIXELS", "MAX_STEPS", "JOB_TIMEOUT", "RESULT_TTL",
+           "FAILURE_TTL", "JOB_RETRIES")
+
+
+def compose(*args: str) -> str:
+    """Run `docker-compose` on the real compose.yaml as a new user would: no .env, no settings."""
+    clean = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"}
+    return run(tool("docker-compose"), "--env-file", "/dev/null", "-f", str(COMPOSE_FILE), *args, env=clean).stdout
+
+
+def compose_config(*args: str) -> dict[str, Any]:
+    """Return the resolved config of the real compose.yaml as JSON."""
+    return dict(json.loads(compose(*args, "config", "--format", "json")))
+
+
+def read_environment() -> dict[str, Any]:
+    """Parse environment.yml, which keeps to a flat shape: scalars and lists of scalars."""
+    sections: dict[str, Any] = {}
+    key = None
+    for raw in (ROOT / "environment.yml").read_text().splitlines():
+        line = raw.split("#", 1)[0].rstrip()
+        if not line:
+            continue
+        if not line.startswith(" "):
+            key, _, value = line.partition(":")
+            sections[key] = value.strip() or []
+        else:
+            item = line.strip()
+            assert item.startswith("- ") and key, f"environment.yml: unexpected line {raw!r}"
+            assert isinstance(sections[key], list), f"environment.yml: {key} mixes a value and a list"
+            sections[key].append(item[2:].strip())
+    return sections
+
+
+def conda_pins() -> dict[str, str]:
+    """Return environment.yml's dependencies as name -> exact version."""
+    pins = {}
+    for dep in read_environment()["dependencies"]:
+        match = re.fullmatch(r"([a-z0-9][a-z0-9._-]*)=(\d[\w.]*)", dep)
+        assert match, f"environment.yml: {dep!r} is not an exact `name=version` pin"
+        pins[match[1]] = match[2]
+    return pins
+
+
+def lock_pins(name: str) -> dict[str, str]:
+    """Return `requirements/<name>.txt` as package -> version."""
+    text = (ROOT / "requirements" / f"{name}.txt").read_text()
+    return {m[1].lower(): m[2] for m in re.finditer(r"^([A-Za-z0-9._-]+)==([^\s;]+)", text, re.M)}
+
+
+def third_party_imports(*packages: str) -> set[str]:
+    """Return the top-level names the given packages import, less stdlib and themselves."""
+    local = {"spec", "worker", "web", "tests"}
+    names: set[str] = set()
+    for package in packages:
+        for path in (ROOT / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Import):
+                    names.update(alias.name.split(".")[0] for alias in node.names)
+                elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                    names.add(node.module.split(".")[0])
+    return names - set(sys.stdlib_module_names) - local - {"__future__"}
+
+
+def dockerfile_arg(path: str, name: str) -> str:
+    """Return the default of a build arg in a Dockerfile."""
+    match = re.search(rf"^ARG {name}=(\S+)$", (ROOT / path).read_text(), re.M)
+    assert match, f"{path} has no `ARG {name}=...`"
+    return match[1]
+
+
+def seconds(duration: str) -> float:
+    """Turn a compose duration like `2m30s` or `150s` into seconds."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", duration)
+    assert parts, f"not a duration: {duration!r}"
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+# -- compose.yaml ----------------------------------------------------------------------------
+
+def test_compose_config_is_valid() -> None:
+    compose("config", "--quiet")
+    compose("--profile", "dashboard", "config", "--quiet")
+
+
+def test_compose_has_no_version_key() -> None:
+    assert not re.search(r"^version\s*:", COMPOSE_FILE.read_text(), re.M)
+
+
+def test_every_service_is_hardened() -> None:
+    services = compose_config("--profile", "dashboard")["services"]
+    assert set(services) == {"redis", "web", "worker", "dashboard"}
+    for name, service in services.items():
+        user = str(service.get("user", ""))
+        assert user and user.split(":")[0] not in ("0", "root"), f"{name} runs as {user!r}"
+        assert service.get("read_only") is True, name
+        assert any(t.startswith("/tmp") for t in service.get("tmpfs", [])), name
+        assert service.get("cap_drop") == ["ALL"], name
+        assert "no-new-privileges:true" in service.get("security_opt", []), name
+        assert int(service.get("mem_limit", 0)) > 0, name
+        assert int(service.get("pids_limit", 0)) > 0, name
+        assert service.get("restart") in ("unless-stopped", "always", "on-failure"), name
+
+
+def test_web_and_worker_share_one_uid_and_the_data_volume() -> None:
+    services = compose_config()["services"]
+    assert services["web"]["user"] == services["worker"]["user"]
+    for name in ("web", "worker"):
+        mounts = {(v["source"], v["target"]) for v in services[name]["volumes"]}
+        assert ("data", "/data") in mounts, name
+        assert services[name]["environment"]["DATA_DIR"] == "/data"
+
+
+def test_redis_is_pinned_durable_private_and_checked() -> None:
+    redis = compose_config()["services"]["redis"]
+    assert re.fullmatch(r"redis:\d+\.\d+\.\d+-\w+", redis["image"]), redis["image"]
+    command = " ".join(redis["command"])
+    for setting in ("--appendonly yes", "--appendfsync everysec", "--maxmemory-policy noeviction"):
+        assert setting in command
+    assert not redis.get("ports"), "redis must not be published to the host"
+    assert [v["source"] for v in redis["volumes"]] == ["redis-data"]
+    assert "redis-cli ping" in " ".join(redis["healthcheck"]["test"])
+
+
+def test_web_publishes_a_configurable_port_and_checks_readiness() -> None:
+    assert "${WEB_PORT:-5000}:5000" in COMPOSE_FILE.read_text()
+    web = compose_config()["services"]["web"]
+    assert [(p["target"], p["published"]) for p in web["ports"]] == [(5000, "5000")]
+    assert web["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert "/readyz" in " ".join(web["healthcheck"]["test"])
+    assert web["build"]["dockerfile"] == "Dockerfile.web"
+
+
+def test_worker_scales_and_outlives_its_job_timeout() -> None:
+    worker = compose_config()["services"]["worker"]
+    assert "container_name" not in worker and not worker.get("ports")
+    assert worker["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert worker["healthcheck"]["test"] == ["CMD", "python", "-m", "worker.health"]
+    longest_job = int(worker["environment"]["JOB_TIMEOUT"]) + getattr(worker_service, "HARD_LIMIT_GRACE", 0)
+    assert seconds(worker["stop_grace_period"]) > longest_job
+    assert worker["build"]["dockerfile"] == "Dockerfile.worker"
+
+
+def test_dashboard_is_off_by_default() -> None:
+    assert "dashboard" not in compose_config()["services"]
+    assert "dashboard" in compose_config("--profile", "dashboard")["services"]
+
+
+def test_compose_defaults_match_the_app_defaults() -> None:
+    environment = compose_config()["services"]["worker"]["environment"]
+    for name in APP_ENV:
+        kind, default = config.SETTINGS[name]
+        assert kind(environment[name]) == default, name
+
+
+def test_env_example_documents_every_variable() -> None:
+    text = COMPOSE_FILE.read_text()
+    used = set(re.findall(r"\$\{([A-Z][A-Z0-9_]*)", text))
+    used |= set(re.findall(r"^\s+- ([A-Z][A-Z0-9_]*)$", text, re.M))  # build args passed through
+    used |= set(re.findall(r"^\s+([A-Z][A-Z0-9_]*):$", text, re.M))  # env passed through
+    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", (ROOT / ".env.example").read_text(), re.M))
+    assert used - documented == set()
+
+
+# -- Dockerfiles ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("dockerfile", ["Dockerfile.web", "Dockerfile.worker"])
+def test_hadolint_is_clean(dockerfile: str) -> None:
+    run(tool("hadolint"), "--no-color", "--failure-threshold", "info", str(ROOT / dockerfile))
+
+
+def test_hadolint_is_clean_on_the_standin_worker(tmp_path: Path) -> None:
+    path = tmp_path / "Dockerfile.worker"
+    path.write_text(standin_worker_dockerfile())
+    run(tool("hadolint"), "--no-color", "--failure-threshold", "info", str(path))
+
+
+@pytest.mark.parametrize("dockerfile,arg", [
+    ("Dockerfile.web", "PYTHON_IMAGE"),
+    ("Dockerfile.worker", "CONDA_IMAGE"),
+    ("Dockerfile.worker", "RUNTIME_IMAGE"),
+])
+def test_base_images_are_pinned(dockerfile: str, arg: str) -> None:
+    image = dockerfile_arg(dockerfile, arg)
+    assert re.search(r":[\w.-]*\d[\w.-]*$", image) and "latest" not in image, image
+
+
+def test_runtime_stage_has_no_conda() -> None:
+    text = (ROOT / "Dockerfile.worker").read_text()
+    runtime = text[text.index("FROM ${RUNTIME_IMAGE} AS runtime"):]
+    assert "micromamba" not in runtime and "conda" not in runtime.replace("conda-pack", "")
+    assert "COPY --from=env /venv /venv" in runtime
+    assert re.search(r'^CMD \["python", "-m", "worker"\]$', runtime, re.M)
+
+
+# -- environment.yml --------------------------------------------------------------------------
+
+def test_environment_is_conda_forge_only_and_named() -> None:
+    env = read_environment()
+    assert env["name"] == "imgjobs-worker"
+    assert env["channels"] == ["conda-forge", "nodefaults"]
+
+
+def test_environment_holds_exactly_what_the_worker_imports() -> None:
+    imported = third_party_imports("worker", "spec")
+    unknown = imported - set(CONDA_PACKAGE)
+    assert not unknown, f"the worker imports {unknown}: add them to environment.yml and CONDA_PACKAGE"
+    # redis-py also when the worker only reaches Redis through rq: it is rq's client.
+    wanted = {CONDA_PACKAGE[name] for name in imported} | {"redis-py"}
+    assert set(conda_pins()) - {"python"} == wanted
+
+
+def test_environment_pins_match_the_locks() -> None:
+    pins = conda_pins()
+    worker, web = lock_pins("worker"), lock_pins("web")
+    for conda_name, version in pins.items():
+        if conda_name == "python":
+            continue
+        pypi = PYPI_NAME.get(conda_name, conda_name)
+        assert worker.get(pypi) == version, f"{conda_name}: environment.yml {version}, worker.txt {worker.get(pypi)}"
+        if pypi in web:
+            assert web[pypi] == version, f"{conda_name}: environment.yml {version}, web.txt {web[pypi]}"
+
+
+def test_environment_python_matches_the_web_image() -> None:
+    tag = dockerfile_arg("Dockerfile.web", "PYTHON_IMAGE").split(":")[1]
+    assert tag.startswith(conda_pins()["python"] + "-"), (tag, conda_pins()["python"])
