@@ -122,6 +122,7 @@ def describe() -> list[dict[str, Any]]:
 
 MAX_SIDE = 16384
 FILTERS = ("nearest", "bilinear", "bicubic", "lanczos")
+TRANSPARENT = "#00000000"
 
 
 def _one_side(params: dict[str, Any]) -> str | None:
@@ -131,33 +132,141 @@ def _one_side(params: dict[str, Any]) -> str | None:
     return None
 
 
-register(
-    Op(
-        "resize",
-        "geometry",
-        "Resize to a width and/or height; fit says how the aspect ratio is kept.",
-        (
-            Param("width", "int", "Target width in pixels.", minimum=1, maximum=MAX_SIDE),
-            Param("height", "int", "Target height in pixels.", minimum=1, maximum=MAX_SIDE),
-            Param(
-                "fit",
-                "choice",
-                "inside: within the box, never enlarged; contain: within the box; "
-                "cover: fill the box, cropping the overflow; fill: exactly the box, stretched.",
-                default="inside",
-                choices=("inside", "contain", "cover", "fill"),
-            ),
-            Param("filter", "choice", "Resampling filter.", default="lanczos", choices=FILTERS),
-        ),
-        check=_one_side,
-    )
+def _box_or_aspect(params: dict[str, Any]) -> str | None:
+    """Require a crop box or an aspect ratio, not both."""
+    box = params["x"] or params["y"] or params["width"] is not None or params["height"] is not None
+    if params["aspect"] is not None and box:
+        return "give a box (x, y, width, height) or an aspect, not both"
+    if params["aspect"] is None and not box:
+        return "give a box (x, y, width, height) or an aspect"
+    return None
+
+
+def _canvas_or_border(params: dict[str, Any]) -> str | None:
+    """Require a canvas size or a border."""
+    if params["width"] is None and params["height"] is None and not params["border"]:
+        return "give width, height or border"
+    return None
+
+
+def _odd_size(params: dict[str, Any]) -> str | None:
+    """Require an odd window, so it has a centre pixel."""
+    return None if params["size"] % 2 else f"size must be odd, got {params['size']}"
+
+
+def _side(name: str, what: str, default: int | None = None) -> Param:
+    """Declare a width or height in pixels."""
+    return Param(name, "int", what, default=default, minimum=1, maximum=MAX_SIDE)
+
+
+def _fill(what: str) -> Param:
+    """Declare the colour of uncovered pixels."""
+    return Param("fill", "color", f"{what} '#rrggbbaa' with alpha below ff adds transparency.", default=TRANSPARENT)
+
+
+def _seed() -> Param:
+    """Declare the seed that makes k-means repeatable."""
+    return Param("seed", "int", "Random seed for the pixel sample and k-means++ start.", default=0, minimum=0,
+                 maximum=2**31 - 1)
+
+
+_FIT = (
+    "inside: within the box, never enlarged; contain: within the box; "
+    "cover: fill the box, cropping the overflow; fill: exactly the box, stretched."
 )
+
+# geometry
+register(Op("resize", "geometry", "Resize to a width and/or height; fit says how the aspect ratio is kept.", (
+    _side("width", "Target width in pixels."),
+    _side("height", "Target height in pixels."),
+    Param("fit", "choice", _FIT, default="inside", choices=("inside", "contain", "cover", "fill")),
+    Param("filter", "choice", "Resampling filter.", default="lanczos", choices=FILTERS),
+), check=_one_side))
+register(Op("thumbnail", "geometry", "Shrink to fit a box, never enlarging; faster than resize, for previews.", (
+    _side("width", "Largest width in pixels.", 256),
+    _side("height", "Largest height in pixels.", 256),
+    Param("filter", "choice", "Resampling filter.", default="bicubic", choices=FILTERS),
+)))
+register(Op("crop", "geometry", "Cut out a box (clipped to the image), or the largest centred box of an aspect.", (
+    Param("x", "int", "Left edge of the box in pixels.", default=0, minimum=0, maximum=MAX_SIDE),
+    Param("y", "int", "Top edge of the box in pixels.", default=0, minimum=0, maximum=MAX_SIDE),
+    _side("width", "Width of the box in pixels; default: to the right edge."),
+    _side("height", "Height of the box in pixels; default: to the bottom edge."),
+    Param("aspect", "float", "Width / height of a centred box, e.g. 1.7778 for 16:9.", minimum=0.01, maximum=100),
+), check=_box_or_aspect))
+register(Op("rotate", "geometry", "Rotate counter-clockwise by any angle.", (
+    Param("angle", "float", "Degrees counter-clockwise; negative turns clockwise.", required=True, minimum=-360,
+          maximum=360),
+    Param("expand", "bool", "Grow the canvas to hold the whole rotated image.", default=True),
+    _fill("Colour of the uncovered corners;"),
+    Param("filter", "choice", "Resampling filter.", default="bicubic", choices=FILTERS[:3]),
+)))
+register(Op("flip", "geometry", "Mirror the image.", (
+    Param("direction", "choice", "horizontal: left-right; vertical: top-bottom.", default="horizontal",
+          choices=("horizontal", "vertical")),
+)))
+register(Op("pad", "geometry", "Centre on a canvas of at least width x height, then add a border.", (
+    _side("width", "Smallest canvas width in pixels."),
+    _side("height", "Smallest canvas height in pixels."),
+    Param("border", "int", "Border added on every side, in pixels.", default=0, minimum=0, maximum=MAX_SIDE),
+    _fill("Colour of the padding;"),
+), check=_canvas_or_border))
+
+# tone and colour
 register(Op("grayscale", "tone", "Convert to shades of grey, keeping transparency."))
-register(
-    Op(
-        "stats",
-        "analysis",
-        "Per-channel mean, standard deviation and histogram, entropy and sharpness.",
-        analysis=True,
-    )
-)
+register(Op("invert", "tone", "Invert the colours, keeping transparency."))
+register(Op("autocontrast", "tone", "Stretch each channel to the full range, ignoring the extreme pixels.", (
+    Param("cutoff", "float", "Percent of pixels ignored at each end.", default=0.0, minimum=0, maximum=49),
+)))
+register(Op("equalize", "tone", "Equalise the histogram: one tone curve from all colour channels' histogram."))
+register(Op("brightness", "tone", "Scale brightness: 0 is black, 1 unchanged, 2 twice as bright.", (
+    Param("factor", "float", "Brightness factor.", default=1.2, minimum=0, maximum=10),
+)))
+register(Op("contrast", "tone", "Scale contrast around the mean grey: 0 is flat grey, 1 unchanged.", (
+    Param("factor", "float", "Contrast factor.", default=1.2, minimum=0, maximum=10),
+)))
+register(Op("gamma", "tone", "Apply a gamma curve, out = in ** gamma: below 1 brightens, above 1 darkens.", (
+    Param("gamma", "float", "Exponent of the curve.", default=0.8, minimum=0.05, maximum=20),
+)))
+register(Op("posterize", "tone", "Keep only the top bits of each channel.", (
+    Param("bits", "int", "Bits kept per channel.", default=4, minimum=1, maximum=8),
+)))
+register(Op("sepia", "tone", "Tint in sepia tones.", (
+    Param("amount", "float", "0: unchanged, 1: full sepia.", default=1.0, minimum=0, maximum=1),
+)))
+
+# filters
+register(Op("blur", "filters", "Gaussian blur.", (
+    Param("radius", "float", "Standard deviation of the Gaussian, in pixels.", default=2.0, minimum=0, maximum=250),
+)))
+register(Op("sharpen", "filters", "Unsharp mask: add back the difference from a blurred copy.", (
+    Param("radius", "float", "Blur radius of the mask, in pixels.", default=2.0, minimum=0, maximum=250),
+    Param("amount", "float", "Strength: 1.5 adds 150% of the difference.", default=1.5, minimum=0, maximum=10),
+    Param("threshold", "int", "Leave pixels that differ from the blur by less than this.", default=3, minimum=0,
+          maximum=255),
+)))
+register(Op("edges", "filters", "Sobel gradient magnitude of the luma, as a grey image.", (
+    Param("normalize", "bool", "Stretch so the strongest edge is white (else a full black-to-white step is).",
+          default=False),
+)))
+register(Op("denoise", "filters", "Median filter: each pixel becomes the median of its size x size window.", (
+    Param("size", "int", "Window side in pixels (odd).", default=3, minimum=3, maximum=7),
+), check=_odd_size))
+
+# ML
+register(Op("quantize", "ml", "Reduce to k colours found by k-means; the same seed gives the same output.", (
+    Param("colors", "int", "Number of colours.", default=8, minimum=2, maximum=256),
+    _seed(),
+)))
+register(Op("palette", "ml", "Dominant colours by k-means, with each one's share of the pixels.", (
+    Param("colors", "int", "Number of colours.", default=5, minimum=1, maximum=32),
+    _seed(),
+), analysis=True))
+
+# analysis
+register(Op("hash", "analysis", "Perceptual hashes (aHash, dHash, pHash) as hex, as the imagehash package has them.", (
+    Param("hash_size", "int", "Side of the hash grid: each hash has hash_size squared bits.", default=8, minimum=2,
+          maximum=32),
+), analysis=True))
+register(Op("stats", "analysis", "Per-channel mean, standard deviation and histogram, entropy and sharpness.",
+            analysis=True))
