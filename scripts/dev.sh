@@ -8,11 +8,14 @@ BIN=.venv/bin
 export PORT="${PORT:-5000}" WORKERS="${WORKERS:-2}" DATA_DIR="${DATA_DIR:-$PWD/data}"
 mkdir -p "$DATA_DIR"
 
-pids=()
+pids=()     # web and workers
+redis=()    # stopped last, once nothing uses it
 stop() {
   trap - INT TERM EXIT
   echo "stopping..."
   kill -TERM "${pids[@]}" 2>/dev/null || true
+  wait "${pids[@]}" 2>/dev/null || true
+  kill -TERM "${redis[@]}" 2>/dev/null || true
   wait || true
 }
 trap 'stop; exit 0' INT TERM
@@ -29,7 +32,7 @@ if [ -z "${REDIS_URL:-}" ]; then
   mkdir -p "$DATA_DIR/redis"
   redis-server --port "$port" --bind 127.0.0.1 --dir "$DATA_DIR/redis" --appendonly yes \
     --save '' --daemonize no --loglevel warning &
-  pids+=($!)
+  redis+=($!)
   export REDIS_URL="redis://127.0.0.1:$port/0"
   for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
   echo "redis-server on $REDIS_URL (data in $DATA_DIR/redis)"
@@ -42,6 +45,6 @@ for _ in $(seq "$WORKERS"); do
   pids+=($!)
 done
 echo "service on http://localhost:$PORT with $WORKERS worker(s); Ctrl-C stops it"
-wait -n "${pids[@]}"
+wait -n "${pids[@]}" "${redis[@]}"
 echo "a process of the service exited; stopping the rest" >&2
 exit 1

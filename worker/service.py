@@ -84,6 +84,14 @@ def find_child(connection: redis.Redis, pid: int) -> ImageWorker | None:
 
 def recover(connection: redis.Redis, queue: Queue, storage: Storage, pid: int, why: str) -> None:
     """Fail (or retry) the job a dead child was running, with the reason, and unregister the child."""
+    try:
+        _recover(connection, queue, storage, pid, why)
+    except redis.RedisError as exc:  # Redis is down too: RQ's own cleanup fails the job later
+        log.warning("could not record the death of worker child %d: %s", pid, exc)
+
+
+def _recover(connection: redis.Redis, queue: Queue, storage: Storage, pid: int, why: str) -> None:
+    """Do the work of `recover`."""
     dead = find_child(connection, pid)
     if dead is None:
         return
@@ -104,7 +112,10 @@ def recover(connection: redis.Redis, queue: Queue, storage: Storage, pid: int, w
 
 def overdue(connection: redis.Redis, pid: int) -> bool:
     """Tell whether the child's current job has run well past its timeout (stuck in C code)."""
-    child = find_child(connection, pid)
+    try:
+        child = find_child(connection, pid)
+    except redis.RedisError:
+        return False  # cannot tell now; the child's own timeout still applies
     job = child.get_current_job() if child else None
     if job is None or job.started_at is None or not job.timeout or job.timeout < 0:
         return False

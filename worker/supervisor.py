@@ -38,17 +38,18 @@ class Supervisor:
         """Start children until a stop is requested; return the exit status."""
         signal.signal(signal.SIGTERM, self._forward)
         signal.signal(signal.SIGINT, self._forward)
-        while True:
+        while not self.stopping:
             self.child = self._fork()
+            if self.stopping:  # the request came while we were forking
+                self._stop_child()
             why = self._watch(self.child)
             if why is None or (self.stopping and why == f"killed by signal {signal.SIGTERM}"):
-                if self.stopping:  # it stopped as asked (before it could even install its handlers)
-                    return 0
-                continue  # recycled after its job quota
+                continue  # stopped as asked, or recycled after its job quota
             log.warning("worker child %d died (%s); starting another", self.child, why)
             self.on_death(self.child, why)
             if self.stopping:
                 return 1
+        return 0
 
     def _fork(self) -> int:
         """Start a child in its own process group, so its own children go with it."""
@@ -89,6 +90,10 @@ class Supervisor:
     def _forward(self, signum: int, frame: FrameType | None) -> None:
         """Pass a stop request on to the child: the first finishes the current job, a second one cuts it short."""
         self.stopping = True
+        self._stop_child()
+
+    def _stop_child(self) -> None:
+        """Ask the current child to stop."""
         if self.child:
             try:
                 os.kill(self.child, signal.SIGTERM)
