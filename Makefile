@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test test-docker lint bench system-deps clean
+.PHONY: dev test test-docker lint bench lock system-deps clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ lint: $(VENV)/.dev
 bench: $(VENV)/.dev system-deps
 	$(BIN)/python -m bench.queue
 	$(BIN)/python -m bench.ops
+
+## lock: recompile the pinned requirements/*.txt from requirements/*.in
+lock: $(VENV)/.dev
+	bash scripts/lock.sh
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
