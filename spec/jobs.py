@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 #: The worker's entry point, enqueued by dotted path so the web never imports worker code.
 TASK = "worker.tasks.process"
 
@@ -10,6 +12,9 @@ MEDIA_TYPES = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
 #: Upload formats accepted, as Pillow names them (Pillow's JPEG plugin also opens MPO, its PNG plugin APNG).
 INPUT_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP")
+
+#: What Pillow raises for broken or truncated files, on opening or decoding.
+DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
 
 DEFAULT_QUALITY = {"jpeg": 85, "webp": 80}
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import struct
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,12 +11,9 @@ from typing import IO, Any
 from flask import Request, current_app
 from PIL import Image, UnidentifiedImageError
 
-from spec.jobs import INPUT_FORMATS
+from spec.jobs import DECODE_ERRORS, INPUT_FORMATS
 from spec.storage import Storage
 from web.errors import ApiError
-
-#: Errors Pillow raises for broken or truncated files.
-DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
 
 
 class UploadRequest(Request):

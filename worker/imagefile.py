@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import os
-import struct
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, ImageOps
 
+from spec.jobs import DECODE_ERRORS as PILLOW_DECODE_ERRORS
 from spec.jobs import INPUT_FORMATS
 
 #: The modes every op works in; everything else is converted on load.
@@ -27,7 +27,7 @@ ENCODER_OPTIONS: dict[str, dict[str, object]] = {
     "jpeg": {"optimize": True, "subsampling": "4:2:0"},
     "webp": {"method": 4},
 }
-DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error, Image.DecompressionBombError)
+DECODE_ERRORS = (*PILLOW_DECODE_ERRORS, Image.DecompressionBombError)
 
 
 class ImageError(ValueError):
