@@ -5,8 +5,9 @@ BIN := $(VENV)/bin
 
 .PHONY: dev test test-docker lint bench lock system-deps clean
 
+# Debian's own python3 needs the python3-venv package for this.
 $(BIN)/python:
-	$(PYTHON) -m venv $(VENV)
+	$(PYTHON) -m venv $(VENV) || (bash scripts/system-deps.sh python3-venv && $(PYTHON) -m venv --clear $(VENV))
 
 $(VENV)/.runtime: $(BIN)/python requirements/web.txt requirements/worker.txt
 	$(BIN)/pip install --quiet -r requirements/web.txt -r requirements/worker.txt
