@@ -9,6 +9,7 @@ on the decoded image, except resize and thumbnail, which include the decode they
 (JPEG draft). A job's peak memory is measured in a fresh process per op, against the
 decoded bitmap (Pillow holds RGB in 4 bytes a pixel). Last, whole jobs through the
 pipeline (decode, steps, encode) are compared with the bare decode of the same file.
+Resampling (resize, thumbnail) runs on up to 4 threads, so its figures depend on the CPUs.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 from bench.images import jpeg
 from spec.catalog import validate_steps
 from worker import imagefile, pipeline
-from worker.ops import OPS, ml
+from worker.ops import OPS, geometry, ml
 
 #: Even, so each side runs first equally often (the first of a pair pays for fresh memory pages).
 ROUNDS = 6
@@ -269,7 +270,8 @@ def main() -> None:
         memory = {case.op: peak_memory(path, [{"op": case.op, **case.params}]) for case in all_cases}
         rows = pipelines(path)
         header = (f"{SIZE[0]}x{SIZE[1]} photo-like JPEG ({path.stat().st_size / 1e6:.1f} MB), "
-                  f"median of {ROUNDS} interleaved runs, {time.strftime('%Y-%m-%d')}")
+                  f"median of {ROUNDS} interleaved runs, resampling on {geometry.thread_count()} threads, "
+                  f"{time.strftime('%Y-%m-%d')}")
         report(all_cases, memory, bitmap, rows, header)
     print(f"\n(bench ran {time.perf_counter() - started:.0f} s)")
 

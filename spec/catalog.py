@@ -122,7 +122,6 @@ def describe() -> list[dict[str, Any]]:
 
 MAX_SIDE = 16384
 FILTERS = ("nearest", "bilinear", "bicubic", "lanczos")
-TRANSPARENT = "#00000000"
 
 
 def _one_side(params: dict[str, Any]) -> str | None:
@@ -160,8 +159,9 @@ def _side(name: str, what: str, default: int | None = None) -> Param:
 
 
 def _fill(what: str) -> Param:
-    """Declare the colour of uncovered pixels."""
-    return Param("fill", "color", f"{what} '#rrggbbaa' with alpha below ff adds transparency.", default=TRANSPARENT)
+    """Declare the colour of uncovered pixels; unset, it follows the image (transparent if it has alpha)."""
+    return Param("fill", "color", f"{what} default: transparent if the image has alpha, else white. "
+                 "'#rrggbbaa' with alpha below ff adds transparency.")
 
 
 def _seed() -> Param:

@@ -49,7 +49,7 @@ def test_defaults_fill_in():
     [step] = validate_steps([{"op": "sharpen"}], 20)
     assert step == {"op": "sharpen", "radius": 2.0, "amount": 1.5, "threshold": 3}
     [step] = validate_steps([{"op": "rotate", "angle": 30}], 20)
-    assert step == {"op": "rotate", "angle": 30.0, "expand": True, "fill": "#00000000", "filter": "bicubic"}
+    assert step == {"op": "rotate", "angle": 30.0, "expand": True, "fill": None, "filter": "bicubic"}
 
 
 @pytest.mark.parametrize(

@@ -36,7 +36,7 @@ def test_every_op_runs_through_the_api(client, name):
 @pytest.mark.parametrize("sample", SAMPLES)
 def test_every_kind_of_input_runs_through_the_api(client, sample):
     build, mode = SAMPLES[sample]
-    ops = [{"op": "rotate", "angle": 10}, {"op": "sharpen"}, {"op": "stats"}]
+    ops = [{"op": "rotate", "angle": 10, "fill": "#00000000"}, {"op": "sharpen"}, {"op": "stats"}]
     job = finished(client, submit(client, build(), ops, filename=sample, format="png").get_json()["id"])
     assert job["status"] == "finished", job
     [stats] = job["result"]["analysis"]
@@ -50,7 +50,7 @@ def test_the_catalogue_lists_every_op_with_its_schema(client):
     rotate = next(op for op in body["ops"] if op["name"] == "rotate")
     assert rotate["family"] == "geometry"
     assert [p["name"] for p in rotate["params"]] == ["angle", "expand", "fill", "filter"]
-    assert rotate["params"][0]["required"] is True and rotate["params"][2]["default"] == "#00000000"
+    assert rotate["params"][0]["required"] is True and "default" not in rotate["params"][2]  # follows the image
 
 
 def test_analysis_json_in_the_job_result(client):

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import multiprocessing
+import warnings
+
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from tests.images import scene
 from worker import pipeline
-from worker.ops import geometry
+from worker.ops import geometry, pixels
 
 
 @pytest.mark.parametrize(
@@ -32,6 +35,103 @@ def test_resize_cover_crops_the_overflow_evenly():
     image.paste(255, (100, 0, 200, 100))  # a white middle third
     out = np.asarray(geometry.resize(image, width=50, height=50, fit="cover", filter="nearest"))
     assert (out == 255).all()
+
+
+def modes(size: tuple[int, int]) -> dict[str, Image.Image]:
+    """Return a photo-like image of `size` in each of the four modes ops see, alpha a ramp."""
+    rgb, alpha = scene(size), Image.linear_gradient("L").resize(size)
+    rgba, la = rgb.copy(), rgb.convert("L")
+    rgba.putalpha(alpha)
+    la.putalpha(alpha)
+    return {"L": rgb.convert("L"), "LA": la, "RGB": rgb, "RGBA": rgba}
+
+
+SMALL = modes((61, 47))
+#: (output size, source box) pairs: shrinking, enlarging, one axis, 1-pixel sides, odd boxes, and shapes that
+#: make Pillow resample vertically first (the height shrinking by over twice as much as the width).
+RESAMPLES = [
+    ((30, 23), None), ((7, 5), None), ((1, 1), None), ((1, 47), None), ((61, 1), None), ((1, 9), None),
+    ((122, 94), None), ((200, 13), None), ((61, 20), None), ((33, 47), None), ((60, 10), None), ((59, 3), None),
+    ((40, 40), (10.5, 0.0, 57.25, 47.0)), ((25, 25), (0.0, 3.75, 61.0, 41.5)), ((61, 47), (0.5, 0.5, 60.5, 46.5)),
+    ((20, 30), (3.0, 2.0, 23.0, 32.0)), ((17, 47), (5.0, 0.0, 22.0, 47.0)), ((61, 30), (0.0, 8.5, 61.0, 38.5)),
+    ((50, 7), (1.3, 0.0, 60.9, 46.2)), ((3, 80), (29.9, 0.1, 31.1, 46.9)),
+]
+
+
+@pytest.fixture(params=["few bands", "many bands"])
+def bands(request, monkeypatch):
+    """Resample in bands of a quarter megapixel (one or two here), and again in bands of a few rows or columns."""
+    if request.param == "many bands":
+        monkeypatch.setattr(pixels, "BAND_PIXELS", 150)
+
+
+@pytest.mark.parametrize("mode", SMALL)
+@pytest.mark.parametrize("filter", geometry.FILTERS)
+@pytest.mark.parametrize("threads", [2, 3])
+def test_resample_in_bands_is_pillows_resize_byte_for_byte(bands, mode, filter, threads):
+    image = SMALL[mode]
+    for size, box in RESAMPLES:
+        expected = image.resize(size, geometry.FILTERS[filter], box)
+        out = geometry.resample(image, size, geometry.FILTERS[filter], box, threads=threads)
+        assert (out.mode, out.size) == (expected.mode, expected.size)
+        assert out.tobytes() == expected.tobytes(), (size, box)
+
+
+@pytest.fixture
+def threaded(monkeypatch):
+    """Resample on three threads whatever the machine has, so the banded code runs."""
+    monkeypatch.setattr(geometry, "thread_count", lambda: 3)
+
+
+@pytest.fixture(scope="module")
+def large() -> dict[str, Image.Image]:
+    """Return images big enough that resizing them is split across threads."""
+    return modes((751, 563))
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB", "RGBA"])
+@pytest.mark.parametrize("filter", geometry.FILTERS)
+def test_resize_is_pillows_resize_byte_for_byte(threaded, bands, large, mode, filter):
+    image, method = large[mode], geometry.FILTERS[filter]
+    cases = [
+        ({"width": 375}, image.resize((375, 281), method)),
+        ({"width": 1001, "fit": "contain"}, image.resize((1001, 750), method)),
+        ({"width": 333, "height": 97, "fit": "fill"}, image.resize((333, 97), method)),
+        ({"width": 300, "height": 300, "fit": "cover"}, ImageOps.fit(image, (300, 300), method)),
+        ({"width": 211, "height": 400, "fit": "cover"}, ImageOps.fit(image, (211, 400), method)),
+        ({"width": 1000, "height": 301, "fit": "cover"}, ImageOps.fit(image, (1000, 301), method)),
+    ]
+    for params, expected in cases:
+        out = geometry.resize(image, filter=filter, **params)
+        assert out.mode == expected.mode and out.tobytes() == expected.tobytes(), params
+
+
+@pytest.mark.parametrize("size", [(256, 256), (300, 200), (120, 120)])
+def test_thumbnail_is_pillows_resize_with_a_reducing_gap(threaded, large, size):
+    for image in large.values():
+        fit = geometry.resize_size(image.size, *size, "inside")
+        expected = image.resize(fit, Image.Resampling.BICUBIC, reducing_gap=geometry.THUMBNAIL_GAP)
+        assert geometry.thumbnail(image, width=size[0], height=size[1]).tobytes() == expected.tobytes()
+
+
+def resize_in_child(image: Image.Image, result) -> None:
+    """Resize on the pool in a forked child and report whether it matched Pillow."""
+    out = geometry.resample(image, (301, 200), Image.Resampling.LANCZOS, threads=3)
+    result.put(out.tobytes() == image.resize((301, 200), Image.Resampling.LANCZOS).tobytes())
+
+
+def test_a_forked_child_resamples_on_threads_of_its_own(large):
+    geometry.resample(large["RGB"], (301, 200), Image.Resampling.LANCZOS, threads=3)  # the parent's pool is up
+    context = multiprocessing.get_context("fork")
+    result = context.Queue()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # Python 3.12+ warns about forking with threads
+        child = context.Process(target=resize_in_child, args=(large["RGB"], result))
+        child.start()
+    child.join(60)
+    if child.is_alive():  # stuck waiting on the parent's threads, which a fork does not copy
+        child.kill()
+    assert child.exitcode == 0 and result.get(timeout=1)
 
 
 def test_thumbnail_fits_the_box_and_never_enlarges():
@@ -77,16 +177,38 @@ def test_quarter_turns_are_exact_and_need_no_fill(angle):
     assert np.array_equal(np.asarray(turned), np.asarray(image.rotate(angle, expand=True)))
 
 
-def test_rotate_expands_and_fills_corners_transparent_by_default():
+def test_rotate_expands_and_fills_corners_white_by_default():
     turned = geometry.rotate(Image.new("RGB", (100, 50), (200, 10, 10)), angle=30)
-    assert turned.mode == "RGBA"
+    assert turned.mode == "RGB"  # no alpha channel: an opaque fill keeps the image in its mode
     assert turned.size == (112, 94)  # 100 cos 30 + 50 sin 30, 100 sin 30 + 50 cos 30, rounded up
+    assert turned.getpixel((0, 0)) == (255, 255, 255) and turned.getpixel((56, 46)) == (200, 10, 10)
+    assert geometry.rotate(Image.new("L", (40, 30), 7), angle=30).mode == "L"
+
+
+def test_rotate_fills_corners_by_default_with_transparency_or_white_as_the_image_allows():
+    turned = geometry.rotate(Image.new("RGBA", (100, 50), (200, 10, 10, 128)), angle=30)
+    assert turned.mode == "RGBA" and turned.getpixel((0, 0))[3] == 0
+    assert geometry.rotate(Image.new("LA", (40, 30), (7, 9)), angle=30).getpixel((0, 0))[1] == 0
+    photo = geometry.rotate(Image.new("RGB", (100, 50), (200, 10, 10)), angle=30)
+    assert photo.mode == "RGB" and photo.getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_rotate_keeps_alpha_and_fills_its_corners_with_an_opaque_fill_when_asked():
+    turned = geometry.rotate(Image.new("RGBA", (100, 50), (200, 10, 10, 128)), angle=30, fill="#ffffff")
+    assert turned.mode == "RGBA" and turned.getpixel((0, 0)) == (255, 255, 255, 255)
+
+
+def test_rotate_with_a_transparent_fill_adds_alpha():
+    turned = geometry.rotate(Image.new("RGB", (100, 50), (200, 10, 10)), angle=30, fill="#00000000")
+    assert turned.mode == "RGBA"
     assert turned.getpixel((0, 0))[3] == 0 and turned.getpixel((56, 46)) == (200, 10, 10, 255)
 
 
 def test_rotate_without_expand_keeps_the_size():
     assert geometry.rotate(scene((100, 50)), angle=30, expand=False).size == (100, 50)
-    assert geometry.rotate(scene((100, 50)), angle=90, expand=False).mode == "RGBA"  # uncovered sides
+    sideways = geometry.rotate(scene((100, 50)), angle=90, expand=False)  # uncovered sides
+    assert sideways.mode == "RGB" and sideways.getpixel((0, 0)) == (255, 255, 255)
+    assert geometry.rotate(scene((100, 50)), angle=90, expand=False, fill="#00000000").mode == "RGBA"
 
 
 def test_rotate_fills_with_the_colour_asked_for():
@@ -100,19 +222,28 @@ def test_rotate_fills_with_the_colour_asked_for():
     assert grey.mode == "L" and grey.getpixel((0, 0)) == 128
 
 
+@pytest.mark.parametrize(("mode", "white"), [("RGB", (255, 255, 255)), ("L", 255)])
+@pytest.mark.parametrize("filter", ["nearest", "bilinear", "bicubic"])
+def test_rotate_without_alpha_is_pillows_rotate_with_a_fill_colour(mode, white, filter):
+    image = scene((60, 40)).convert(mode)
+    expected = image.rotate(33, geometry.FILTERS[filter], expand=True, fillcolor=white)
+    assert np.array_equal(np.asarray(geometry.rotate(image, angle=33, filter=filter)), np.asarray(expected))
+
+
 @pytest.mark.parametrize("mode", ["RGB", "RGBA"])
-def test_rotate_is_pillows_rotate_of_the_image_with_alpha(mode):
+def test_rotate_with_a_transparent_fill_is_pillows_rotate_of_the_image_with_alpha(mode):
     image = scene((60, 40)).convert(mode)
     if mode == "RGBA":
         image.putalpha(Image.linear_gradient("L").resize((60, 40)))
     expected = image.convert("RGBA").rotate(33, Image.Resampling.BICUBIC, expand=True, fillcolor=(0, 0, 0, 0))
-    assert np.array_equal(np.asarray(geometry.rotate(image, angle=33)), np.asarray(expected))
+    turned = geometry.rotate(image, angle=33, fill="#00000000")
+    assert np.array_equal(np.asarray(turned), np.asarray(expected))
 
 
 def test_rotate_keeps_transparent_pixels_from_darkening_their_neighbours():
     image = Image.new("RGBA", (40, 40), (255, 255, 255, 0))
     image.paste((255, 255, 255, 255), (10, 10, 30, 30))
-    turned = np.asarray(geometry.rotate(image, angle=20))
+    turned = np.asarray(geometry.rotate(image, angle=20, fill="#00000000"))
     edge = turned[..., 3] > 0
     assert turned[edge][:, :3].min() >= 254  # premultiplied resampling: no dark fringe
 
@@ -134,8 +265,13 @@ def test_pad_centres_on_the_canvas_and_adds_the_border():
 
 
 def test_pad_with_a_transparent_fill_adds_alpha():
-    padded = geometry.pad(Image.new("L", (10, 10), 50), border=3)
+    padded = geometry.pad(Image.new("L", (10, 10), 50), border=3, fill="#00000000")
     assert padded.mode == "LA" and padded.getpixel((0, 0)) == (0, 0) and padded.getpixel((5, 5)) == (50, 255)
+
+
+def test_pad_by_default_keeps_the_mode_white_or_transparent():
+    assert geometry.pad(Image.new("L", (10, 10), 50), border=3).getpixel((0, 0)) == 255
+    assert geometry.pad(Image.new("RGBA", (10, 10), (1, 2, 3, 255)), border=3).getpixel((0, 0))[3] == 0
 
 
 def test_pad_smaller_than_the_image_changes_nothing():

@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import functools
 import math
+import os
+import struct
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
-from PIL import Image, ImageColor, ImageOps
+from PIL import Image, ImageColor
 
+from worker.ops.pixels import band_rows
 from worker.ops.registry import Size, implements
 
 FILTERS = {
@@ -17,6 +23,13 @@ FILTERS = {
 #: A thumbnail reduces by whole factors until within this factor of its size, then resamples (as Pillow's does).
 THUMBNAIL_GAP = 2.0
 PREMULTIPLIED = {"RGBA": "RGBa", "LA": "La"}
+#: How far each filter reaches, in source pixels at scale 1 (Pillow's Resample.c).
+SUPPORT = {Image.Resampling.BILINEAR: 1.0, Image.Resampling.BICUBIC: 2.0, Image.Resampling.LANCZOS: 3.0}
+#: Resampling splits across at most this many threads (Pillow's resampling releases the GIL)...
+MAX_THREADS = 4
+#: ...when it reads and writes at least this many pixels: below that, handing work to threads costs what it saves.
+PARALLEL_PIXELS = 1 << 17
+Box = tuple[float, float, float, float]
 FLIPS = {"horizontal": Image.Transpose.FLIP_LEFT_RIGHT, "vertical": Image.Transpose.FLIP_TOP_BOTTOM}
 
 
@@ -42,6 +55,111 @@ def resize_draft(source: Size, *, width: int | None = None, height: int | None =
     return out_w, out_h
 
 
+def thread_count() -> int:
+    """Return how many threads resampling may use: the CPUs this process may run on, at most MAX_THREADS."""
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return min(MAX_THREADS, cpus)
+
+
+@functools.cache
+def pool(pid: int) -> ThreadPoolExecutor:
+    """Return process `pid`'s resampling threads (one pool a process: threads do not survive a fork)."""
+    return ThreadPoolExecutor(MAX_THREADS - 1, thread_name_prefix=f"resample-{pid}")
+
+
+def each(call: Callable[[tuple[int, int]], None], parts: Sequence[tuple[int, int]], threads: int) -> None:
+    """Run `call` on every part, on `threads` threads (this one and the pool's), each taking every threads-th."""
+
+    def run(share: Sequence[tuple[int, int]]) -> None:
+        for part in share:
+            call(part)
+    rest = [pool(os.getpid()).submit(run, parts[i::threads]) for i in range(1, threads)]
+    run(parts[::threads])
+    for future in rest:
+        future.result()
+
+
+def spans(start: int, end: int, most: int, threads: int) -> list[tuple[int, int]]:
+    """Return consecutive (start, end) spans covering range(start, end): at least one a thread, at most `most` long."""
+    step = max(1, min(most, -((start - end) // threads)))  # ceil((end - start) / threads)
+    return [(at, min(at + step, end)) for at in range(start, end, step)]
+
+
+def single(box: Sequence[float]) -> tuple[float, ...]:
+    """Return `box` as Pillow's C code holds it, in single precision."""
+    return struct.unpack("4f", struct.pack("4f", *box))
+
+
+def resample(
+    image: Image.Image, size: Size, filter: Image.Resampling, box: Box | None = None, *,
+    threads: int | None = None,
+) -> Image.Image:
+    """Return `image.resize(size, filter, box)`, byte for byte, computed on several threads when that pays."""
+    box = (0.0, 0.0, float(image.width), float(image.height)) if box is None else box
+    if threads is None:
+        work = (box[2] - box[0]) * (box[3] - box[1]) + size[0] * size[1]
+        threads = thread_count() if work >= PARALLEL_PIXELS else 1
+    left, top, right, bottom = single(box)
+    cropped = left.is_integer() and top.is_integer() and right - left == size[0] and bottom - top == size[1]
+    if threads < 2 or filter not in SUPPORT or image.mode not in ("L", "RGB", *PREMULTIPLIED) or cropped:
+        return image.resize(size, filter, box)  # cropped: Pillow copies the box, nothing to resample
+    if image.mode in PREMULTIPLIED:  # as Pillow does, so transparent pixels' colours do not bleed
+        source = image.convert(PREMULTIPLIED[image.mode])
+        return two_pass(source, size, filter, box, threads).convert(image.mode)
+    return two_pass(image, size, filter, box, threads)
+
+
+def two_pass(image: Image.Image, size: Size, filter: Image.Resampling, box: Box,
+             threads: int) -> Image.Image:
+    """Resample in Pillow's two passes and order, the horizontal by bands of rows, the vertical by columns.
+
+    Each pass resamples every row (column) on its own, with coefficients that depend only on
+    the whole image's size, box and output size, so a band resampled alone has the same bytes.
+    """
+    (width, height), (out_w, out_h) = image.size, size
+    left, top, right, bottom = single(box)
+    horizontal = out_w != width or left != 0 or right != out_w  # Pillow's own tests
+    vertical = out_h != height or top != 0 or bottom != out_h
+    if horizontal and vertical and out_h < height and 2 * (width - out_w) < height - out_h:
+        # Pillow 13 resamples vertically first when the height shrinks by over twice as much as the width
+        middle = down(image, out_h, filter, box, read(box[0], box[2], out_w, width, filter), threads)
+        return across(middle, out_w, filter, box, (0, out_h), threads)
+    if horizontal:
+        rows = read(box[1], box[3], out_h, height, filter) if vertical else (0, height)
+        image = across(image, out_w, filter, box, rows, threads)
+    return down(image, out_h, filter, box, (0, out_w), threads) if vertical else image
+
+
+def read(start: float, end: float, count: int, length: int, filter: Image.Resampling) -> tuple[int, int]:
+    """Return the source pixels (from, to) that resampling [start, end) of `length` to `count` reads, or more."""
+    reach = SUPPORT[filter] * max(1.0, (end - start) / count)
+    return max(0, math.floor(start - reach) - 1), min(length, math.ceil(end + reach) + 1)
+
+
+def across(image: Image.Image, out_w: int, filter: Image.Resampling, box: Box,
+           rows: tuple[int, int], threads: int) -> Image.Image:
+    """Resample `rows` of `image` to `out_w` wide (box[0] to box[2]), by bands of rows; other rows stay blank."""
+    out = Image.new(image.mode, (out_w, image.height))
+
+    def band(span: tuple[int, int]) -> None:
+        part = image.crop((0, span[0], image.width, span[1]))
+        out.paste(part.resize((out_w, part.height), filter, (box[0], 0, box[2], part.height)), (0, span[0]))
+    each(band, spans(*rows, band_rows(image.width), threads), threads)
+    return out
+
+
+def down(image: Image.Image, out_h: int, filter: Image.Resampling, box: Box,
+         columns: tuple[int, int], threads: int) -> Image.Image:
+    """Resample `columns` of `image` to `out_h` high (box[1] to box[3]), by bands of columns; others stay blank."""
+    out = Image.new(image.mode, (image.width, out_h))
+
+    def band(span: tuple[int, int]) -> None:
+        part = image.crop((span[0], 0, span[1], image.height))
+        out.paste(part.resize((part.width, out_h), filter, (0, box[1], part.width, box[3])), (span[0], 0))
+    each(band, spans(*columns, band_rows(image.height), threads), threads)
+    return out
+
+
 @implements("resize", draft=resize_draft)
 def resize(
     image: Image.Image, *, width: int | None = None, height: int | None = None, fit: str = "inside",
@@ -51,9 +169,20 @@ def resize(
     if width is None and height is None:
         raise ValueError("give width, height or both")
     size = resize_size(image.size, width, height, fit)
-    if fit == "cover":
-        return ImageOps.fit(image, size, method=FILTERS[filter])
-    return image.resize(size, FILTERS[filter])
+    return resample(image, size, FILTERS[filter], cover_box(image.size, size) if fit == "cover" else None)
+
+
+def cover_box(source: Size, size: Size) -> Box:
+    """Return the centred box of `source` with the aspect ratio of `size`, as `ImageOps.fit` computes it."""
+    (src_w, src_h), ratio = source, size[0] / size[1]
+    if src_w / src_h == ratio:
+        keep_w, keep_h = float(src_w), float(src_h)
+    elif src_w / src_h > ratio:
+        keep_w, keep_h = ratio * src_h, float(src_h)
+    else:
+        keep_w, keep_h = float(src_w), src_w / ratio
+    left, top = (src_w - keep_w) * 0.5, (src_h - keep_h) * 0.5
+    return left, top, left + keep_w, top + keep_h
 
 
 def thumbnail_draft(source: Size, *, width: int = 256, height: int = 256, **_: object) -> Size:
@@ -68,7 +197,9 @@ def thumbnail(image: Image.Image, *, width: int = 256, height: int = 256, filter
     size = resize_size(image.size, width, height, "inside")
     if size == image.size:
         return image.copy()
-    return image.resize(size, FILTERS[filter], reducing_gap=THUMBNAIL_GAP)
+    if any(int(side / out / THUMBNAIL_GAP) > 1 for side, out in zip(image.size, size, strict=True)):
+        return image.resize(size, FILTERS[filter], reducing_gap=THUMBNAIL_GAP)  # reduce() first, then resample
+    return resample(image, size, FILTERS[filter])  # within the gap Pillow resamples directly: the same, on threads
 
 
 def crop_box(size: Size, x: int, y: int, width: int | None, height: int | None, aspect: float | None) -> tuple:
@@ -101,8 +232,14 @@ def crop(
     return image.crop(crop_box(image.size, x, y, width, height, aspect))
 
 
-def canvas(mode: str, fill: str) -> tuple[str, float | tuple[int, ...]]:
-    """Return the mode an image in `mode` needs to show `fill` (its colour, its alpha), and `fill` in it."""
+def canvas(mode: str, fill: str | None) -> tuple[str, float | tuple[int, ...]]:
+    """Return the mode an image in `mode` needs to show `fill` (its colour, its alpha), and `fill` in it.
+
+    With no fill, an image with alpha gets transparent pixels and one without gets white ones,
+    so it keeps its mode.
+    """
+    if fill is None:
+        fill = "#ffffff00" if "A" in mode else "#ffffff"
     rgba = ImageColor.getrgb(fill)
     alpha = "A" in mode or (len(rgba) == 4 and rgba[3] < 255)
     grey = mode in ("L", "LA") and rgba[0] == rgba[1] == rgba[2]
@@ -126,7 +263,7 @@ def uncovered(size: Size, angle: float, expand: bool) -> bool:
 
 @implements("rotate")
 def rotate(
-    image: Image.Image, *, angle: float, expand: bool = True, fill: str = "#00000000", filter: str = "bicubic",
+    image: Image.Image, *, angle: float, expand: bool = True, fill: str | None = None, filter: str = "bicubic",
 ) -> Image.Image:
     """Rotate counter-clockwise by `angle` degrees, filling uncovered corners with `fill`."""
     if filter not in ("nearest", "bilinear", "bicubic"):
@@ -156,7 +293,7 @@ def flip(image: Image.Image, *, direction: str = "horizontal") -> Image.Image:
 @implements("pad")
 def pad(
     image: Image.Image, *, width: int | None = None, height: int | None = None, border: int = 0,
-    fill: str = "#00000000",
+    fill: str | None = None,
 ) -> Image.Image:
     """Centre the image on a canvas of at least width x height, plus `border` on every side."""
     if border < 0:
