@@ -21,11 +21,12 @@ def process(job_spec: dict[str, Any]) -> dict[str, Any]:
     storage = Storage(config.from_env()["DATA_DIR"])
 
     def progress(fraction: float) -> None:
-        """Record progress after a step, and stop here if the job was canceled meanwhile."""
+        """Stop here if the job was canceled meanwhile; else record the progress."""
         if job.connection.exists(stop_key(job.id)):
             raise JobCanceled(job.id)
-        job.meta["progress"] = round(fraction, 4)
-        job.save_meta()
+        if fraction:
+            job.meta["progress"] = round(fraction, 4)
+            job.save_meta()
 
-    progress(0.0)
+    progress(0.0)  # canceled while it waited to start
     return pipeline.process(storage.upload(job.id), storage.result(job.id, job_spec["format"]), job_spec, progress)
