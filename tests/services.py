@@ -109,25 +109,30 @@ class WorkerProcess:
 class WebServer:
     """The web app under gunicorn, as `make dev` and the container run it."""
 
-    def __init__(self, env: dict[str, str], quiet: bool = False) -> None:
+    def __init__(self, env: dict[str, str], quiet: bool = False, log: Path | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         env = {**env, "HOST": "127.0.0.1", "PORT": str(self.port)}
-        out = subprocess.DEVNULL if quiet else None
+        self.log = log.open("wb") if log else None
+        out = self.log or (subprocess.DEVNULL if quiet else None)
         self.process = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "web:create_app()"],
-            cwd=ROOT, env=env, stdout=out, stderr=out,
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT if self.log else out,
         )
-        wait_until(self._up, what="gunicorn to answer")
+        wait_until(self._up, what=f"gunicorn on {self.url}" + (f" (log: {log})" if log else ""))
 
     def _up(self) -> bool:
-        """Tell whether the server accepts connections."""
+        """Tell whether the server accepts connections; fail at once if it exited."""
+        if self.process.poll() is not None:
+            raise AssertionError(f"gunicorn exited with {self.process.returncode}")
         with socket.socket() as sock:
             return sock.connect_ex(("127.0.0.1", self.port)) == 0
 
     def stop(self) -> None:
         """Stop gunicorn gracefully."""
         stop(self.process)
+        if self.log:
+            self.log.close()
 
 
 def stop(process: subprocess.Popen[Any]) -> None:

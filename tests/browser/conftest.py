@@ -5,9 +5,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import subprocess
-import sys
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,7 +12,7 @@ from typing import Any
 import pytest
 from PIL import Image, ImageDraw, ImageFilter
 
-from tests.conftest import ROOT, RedisServer, WorkerProcess, free_port, service_env, wait_until
+from tests.services import ROOT, RedisServer, WebServer, WorkerProcess, service_env
 
 CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -53,47 +50,12 @@ def make_photo(size: tuple[int, int] = (1600, 1200), seed: int = 0, quality: int
     return buffer.getvalue()
 
 
-class WebServer:
-    """The web app under gunicorn, as the service runs it, on a free port."""
-
-    def __init__(self, env: dict[str, str], log: Path) -> None:
-        port = free_port()
-        self.url = f"http://127.0.0.1:{port}"
-        self.log = log.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", "1", "--threads", "8",
-             "--graceful-timeout", "2", "web:create_app()"],
-            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
-        )
-        wait_until(self._answers, what=f"gunicorn on {self.url} (log: {log})")
-
-    def _answers(self) -> bool:
-        """Tell whether the app answers its health probe."""
-        if self.process.poll() is not None:
-            raise AssertionError(f"gunicorn exited with {self.process.returncode}; see {self.log.name}")
-        try:
-            with urllib.request.urlopen(f"{self.url}/healthz", timeout=1) as response:
-                return response.status == 200
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        """Stop gunicorn and wait for it."""
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-        self.log.close()
-
-
 @pytest.fixture(scope="session")
 def web_server(
     redis_server: RedisServer, data_dir: Path, worker: WorkerProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[str]:
     """The service, with the session's worker behind it; yields its base URL."""
-    server = WebServer(service_env(redis_server.url, data_dir), tmp_path_factory.mktemp("web") / "gunicorn.log")
+    server = WebServer(service_env(redis_server.url, data_dir), log=tmp_path_factory.mktemp("web") / "gunicorn.log")
     yield server.url
     server.stop()
 
@@ -102,7 +64,7 @@ def web_server(
 def held_server(redis_server: RedisServer, data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A second web process that queues on a queue no worker reads, so its jobs stay queued."""
     env = service_env(redis_server.url, data_dir, QUEUE_NAME=HELD_QUEUE)
-    server = WebServer(env, tmp_path_factory.mktemp("held") / "gunicorn.log")
+    server = WebServer(env, log=tmp_path_factory.mktemp("held") / "gunicorn.log")
     yield server.url
     server.stop()
 
