@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from flask import Blueprint, Response, current_app, request, send_file, url_for
 from rq.job import Job
@@ -31,7 +30,7 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
     if upload is None:
         raise ApiError(400, "missing_file", 'Send the image as a multipart form field named "file".')
     steps = validate_steps(_parse_ops(request.form.get("ops")), config["MAX_STEPS"])
-    info = uploads.inspect(_stream_path(upload.stream), config["MAX_PIXELS"])
+    info = uploads.inspect(uploads.on_disk(upload.stream), config["MAX_PIXELS"])
     try:
         fmt = output_format(request.form.get("format"), info.format)
         quality = output_quality(request.form.get("quality"), fmt)
@@ -153,12 +152,6 @@ def _parse_ops(raw: str | None) -> Any:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ApiError(400, "invalid_ops", f"ops is not valid JSON: {exc}.") from None
-
-
-def _stream_path(stream: IO[bytes]) -> Path:
-    """Return the on-disk path of a streamed upload."""
-    stream.flush()
-    return Path(stream.name)
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:

@@ -93,7 +93,12 @@ def _too_many_pixels(width: int, height: int, max_pixels: int) -> ApiError:
     return ApiError(422, "too_many_pixels", message)
 
 
+def on_disk(stream: IO[bytes]) -> Path:
+    """Return where a streamed upload is on disk, all of it written out."""
+    stream.flush()
+    return Path(stream.name)
+
+
 def keep(stream: IO[bytes], destination: Path) -> None:
     """Give the streamed upload its permanent name (the temp name vanishes at request end)."""
-    stream.flush()
-    os.link(stream.name, destination)
+    os.link(on_disk(stream), destination)
