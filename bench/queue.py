@@ -22,13 +22,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
 import redis
 import requests
 from PIL import Image
 from rq import Queue
 from rq.serializers import JSONSerializer
 
+from bench import images
 from spec.catalog import validate_steps
 from spec.jobs import TASK, event_channel
 from spec.storage import Storage, new_job_id
@@ -41,18 +41,6 @@ STEPS = [{"op": "resize", "width": 1024}]
 TARGETS = {"queued": 1.10, "http": 1.30}
 
 
-def photo(path: Path, size: tuple[int, int] = (4000, 3000), seed: int = 7) -> Path:
-    """Write a photo-like JPEG: smooth colour fields, edges and sensor noise."""
-    rng = np.random.default_rng(seed)
-    width, height = size
-    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
-    base = np.stack([128 + 90 * np.sin(x / 310 + k) * np.cos(y / 270 - k) for k in (0.0, 1.3, 2.6)], axis=-1)
-    base[(x // 400 + y // 300) % 5 == 0] *= 0.55
-    noisy = base + rng.normal(0, 9, base.shape)
-    Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8)).save(path, quality=90)
-    return path
-
-
 def median_ms(samples: list[float]) -> float:
     """Return the median of seconds, in milliseconds."""
     return statistics.median(samples) * 1000
@@ -62,7 +50,8 @@ def main() -> None:
     """Measure the three ways, interleaved, and print the ratios."""
     with tempfile.TemporaryDirectory(prefix="bench-queue-") as tmp:
         root = Path(tmp)
-        source = photo(root / "photo.jpg")
+        source = root / "photo.jpg"
+        source.write_bytes(images.jpeg())
         data = root / "data"
         storage = Storage(data)
         storage.ensure()
