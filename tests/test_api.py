@@ -185,3 +185,12 @@ def test_one_pixel_images_of_every_accepted_type_work(client, fmt):
     job = finished(client, response.get_json()["id"])
     assert job["status"] == "finished", job
     assert (job["result"]["width"], job["result"]["height"]) == (1, 1)
+
+
+def test_ops_sent_as_a_file_part_are_read_too(client):
+    """curl -F ops=@steps.json sends the steps as a file; they must not be silently ignored."""
+    steps = io.BytesIO(b'[{"op": "resize", "width": 16}]')
+    fields = {"file": (io.BytesIO(make_image()), "photo.png"), "ops": (steps, "steps.json")}
+    response = client.post("/api/v1/jobs", data=fields, content_type="multipart/form-data")
+    assert response.status_code == 202
+    assert finished(client, response.get_json()["id"])["result"]["width"] == 16

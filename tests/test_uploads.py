@@ -171,3 +171,11 @@ def test_job_lookup_with_redis_down_is_503(data_dir):
     app = create_app({"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0", "DATA_DIR": str(data_dir)})
     assert error_of(app.test_client().get("/api/v1/jobs/" + "a" * 32), 503)["code"] == "queue_unavailable"
     assert error_of(app.test_client().get("/api/v1/jobs"), 503)["code"] == "queue_unavailable"
+
+
+@pytest.mark.parametrize(("content", "words"), [(b"\xff\xfe[", "not UTF-8"), (b" " * 70_000, "over 64 KB")])
+def test_bad_ops_file_part_is_400(client, content, words):
+    fields = {"file": (io.BytesIO(make_image()), "photo.png"), "ops": (io.BytesIO(content), "steps.json")}
+    response = client.post("/api/v1/jobs", data=fields, content_type="multipart/form-data")
+    error = error_of(response, 400)
+    assert error["code"] == "invalid_ops" and words in error["message"]

@@ -20,6 +20,7 @@ bp = Blueprint("api", __name__, url_prefix="/api/v1")
 MAX_WAIT = 30.0
 MAX_PER_PAGE = 100
 MAX_PAGE = 1_000_000
+MAX_OPS_BYTES = 64 * 1024
 
 
 @bp.post("/jobs")
@@ -29,7 +30,7 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
     upload = request.files.get("file")
     if upload is None:
         raise ApiError(400, "missing_file", 'Send the image as a multipart form field named "file".')
-    steps = validate_steps(_parse_ops(request.form.get("ops")), config["MAX_STEPS"])
+    steps = validate_steps(_parse_ops(_ops_field()), config["MAX_STEPS"])
     info = uploads.inspect(uploads.on_disk(upload.stream), config["MAX_PIXELS"])
     try:
         fmt = output_format(request.form.get("format"), info.format)
@@ -142,6 +143,19 @@ def _failure(job: Job) -> dict[str, str]:
     text = (result.exc_string if result else None) or ""
     last = text.strip().splitlines()[-1] if text.strip() else "the job failed"
     return {"code": "job_failed", "message": last}
+
+
+def _ops_field() -> str | None:
+    """Return the ops field, whether sent as text (-F 'ops=[...]') or as a file (-F ops=@steps.json)."""
+    if "ops" not in request.files:
+        return request.form.get("ops")
+    raw = request.files["ops"].read(MAX_OPS_BYTES + 1)
+    if len(raw) > MAX_OPS_BYTES:
+        raise ApiError(400, "invalid_ops", f"ops is over {MAX_OPS_BYTES // 1024} KB; a job has at most a few steps.")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "invalid_ops", "ops is not UTF-8 text; send a JSON list of steps.") from None
 
 
 def _parse_ops(raw: str | None) -> Any:
