@@ -1,6 +1,6 @@
 """gunicorn settings for the web process, from the same environment as everything else."""
 
-from spec.config import from_env
+from imgjobs.config import from_env
 
 _settings = from_env()
 

@@ -30,7 +30,7 @@ import numpy as np
 from PIL import Image, ImageEnhance, ImageFilter, ImageOps
 
 from bench.images import jpeg
-from spec.catalog import validate_steps
+from imgjobs.catalog import validate_steps
 from worker import imagefile, pipeline
 from worker.ops import OPS, geometry, ml
 

@@ -29,9 +29,9 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from bench import images
-from spec.catalog import validate_steps
-from spec.jobs import TASK, event_channel
-from spec.storage import Storage, new_job_id
+from imgjobs.catalog import validate_steps
+from imgjobs.jobs import TASK, event_channel
+from imgjobs.storage import Storage, new_job_id
 from tests.services import RedisServer, WebServer, WorkerProcess, service_env
 from web import uploads
 from worker import pipeline

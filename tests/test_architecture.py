@@ -30,7 +30,7 @@ def test_worker_loads_no_flask():
 def test_jobs_are_enqueued_by_a_name_that_resolves_to_the_worker_task():
     from rq.utils import import_attribute
 
-    from spec.jobs import TASK
+    from imgjobs.jobs import TASK
     from worker.tasks import process
 
     assert import_attribute(TASK) is process

@@ -6,7 +6,7 @@ import inspect
 
 import pytest
 
-from spec.catalog import CATALOG, StepError, describe, validate_steps
+from imgjobs.catalog import CATALOG, StepError, describe, validate_steps
 from worker.ops import DRAFTS, OPS
 
 FAMILIES = {"geometry", "tone", "filters", "ml", "analysis"}

@@ -7,7 +7,7 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from spec.catalog import CATALOG
+from imgjobs.catalog import CATALOG
 from web import create_app, store
 
 # Schemathesis needs the app when the module loads; the fixture below points it at the session's Redis.

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from bench.images import jpeg
-from spec.catalog import CATALOG
+from imgjobs.catalog import CATALOG
 from tests.conftest import download, finished, submit
 from tests.images import SAMPLES
 from tests.test_ops_sanity import REQUIRED

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from spec.catalog import CATALOG, validate_steps
-from spec.jobs import MEDIA_TYPES
+from imgjobs.catalog import CATALOG, validate_steps
+from imgjobs.jobs import MEDIA_TYPES
 from tests.images import SAMPLES, encode, scene
 from worker import imagefile, pipeline
 from worker.ops import OPS

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from spec.storage import Storage
+from imgjobs.storage import Storage
 from tests.conftest import finished, make_image, submit, wait_until
 from worker import failures, health
 from worker.imagefile import ImageError

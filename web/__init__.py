@@ -9,8 +9,8 @@ from typing import Any
 from flask import Flask
 from PIL import Image
 
-from spec import config
-from spec.storage import Storage
+from imgjobs import config
+from imgjobs.storage import Storage
 from web import api, errors, health, metrics, openapi, page, store
 from web.uploads import UploadRequest
 

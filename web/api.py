@@ -9,9 +9,9 @@ from flask import Blueprint, Response, current_app, request, send_file, url_for
 from rq.job import Job
 from werkzeug.utils import secure_filename
 
-from spec.catalog import describe, validate_steps
-from spec.jobs import MEDIA_TYPES, output_format, output_quality
-from spec.storage import new_job_id
+from imgjobs.catalog import describe, validate_steps
+from imgjobs.jobs import MEDIA_TYPES, output_format, output_quality
+from imgjobs.storage import new_job_id
 from web import store, uploads
 from web.errors import ApiError
 

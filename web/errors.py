@@ -9,7 +9,7 @@ import redis
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from spec.catalog import StepError
+from imgjobs.catalog import StepError
 
 log = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ from typing import Any
 
 from flask import Blueprint
 
-from spec.catalog import CATALOG
-from spec.jobs import MEDIA_TYPES
+from imgjobs.catalog import CATALOG
+from imgjobs.jobs import MEDIA_TYPES
 from web.api import MAX_PAGE
 
 bp = Blueprint("openapi", __name__)

@@ -15,8 +15,8 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from spec.jobs import ENDED, RECENT_KEY, STATUSES, TASK, event_channel, stop_key
-from spec.storage import Storage, is_job_id
+from imgjobs.jobs import ENDED, RECENT_KEY, STATUSES, TASK, event_channel, stop_key
+from imgjobs.storage import Storage, is_job_id
 from web.errors import ApiError
 
 STOP_WAIT = 10.0

@@ -11,8 +11,8 @@ from typing import IO, Any
 from flask import Request, current_app
 from PIL import Image, UnidentifiedImageError
 
-from spec.jobs import DECODE_ERRORS, INPUT_FORMATS
-from spec.storage import Storage
+from imgjobs.jobs import DECODE_ERRORS, INPUT_FORMATS
+from imgjobs.storage import Storage
 from web.errors import ApiError
 
 

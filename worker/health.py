@@ -8,7 +8,7 @@ import sys
 import redis
 from rq import Worker
 
-from spec import config
+from imgjobs import config
 
 
 def alive_here(connection: redis.Redis, hostname: str) -> list[str]:

@@ -11,8 +11,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageCms, ImageOps
 
-from spec.jobs import DECODE_ERRORS as PILLOW_DECODE_ERRORS
-from spec.jobs import INPUT_FORMATS
+from imgjobs.jobs import DECODE_ERRORS as PILLOW_DECODE_ERRORS
+from imgjobs.jobs import INPUT_FORMATS
 
 #: The modes every op works in; everything else is converted on load.
 MODES = ("L", "LA", "RGB", "RGBA")

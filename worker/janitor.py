@@ -7,7 +7,7 @@ import time
 import redis
 from rq.job import Job
 
-from spec.storage import Storage, is_job_id
+from imgjobs.storage import Storage, is_job_id
 
 STALE_TMP_SECONDS = 3600
 

@@ -9,8 +9,8 @@ from typing import Any
 
 from PIL import Image
 
-from spec.catalog import CATALOG
-from spec.jobs import MEDIA_TYPES
+from imgjobs.catalog import CATALOG
+from imgjobs.jobs import MEDIA_TYPES
 from worker import imagefile
 from worker.ops import DRAFTS, OPS
 

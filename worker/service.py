@@ -20,9 +20,9 @@ from rq.utils import now
 
 import worker.ops  # noqa: F401 - imported once here, before the child is forked, so every job starts warm
 import worker.tasks  # noqa: F401
-from spec import config
-from spec.jobs import DEFAULT_QUALITY, MEDIA_TYPES, event_channel
-from spec.storage import Storage
+from imgjobs import config
+from imgjobs.jobs import DEFAULT_QUALITY, MEDIA_TYPES, event_channel
+from imgjobs.storage import Storage
 from worker import failures, imagefile
 from worker.janitor import sweep
 from worker.supervisor import Supervisor

@@ -6,9 +6,9 @@ from typing import Any
 
 from rq import get_current_job
 
-from spec import config
-from spec.jobs import stop_key
-from spec.storage import Storage
+from imgjobs import config
+from imgjobs.jobs import stop_key
+from imgjobs.storage import Storage
 from worker import pipeline
 from worker.failures import JobCanceled
 

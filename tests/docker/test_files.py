@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from spec import config
+from imgjobs import config
 from tests.docker.stack import COMPOSE_FILE, ROOT, run, standin_worker_dockerfile, tool
 from worker import service as worker_service
 
@@ -74,7 +74,7 @@ def lock_pins(name: str) -> dict[str, str]:
 
 def third_party_imports(*packages: str) -> set[str]:
     """Return the top-level names the given packages import, less stdlib and themselves."""
-    local = {"spec", "worker", "web", "tests"}
+    local = {"imgjobs", "worker", "web", "tests"}
     names: set[str] = set()
     for package in packages:
         for path in (ROOT / package).rglob("*.py"):
@@ -227,7 +227,7 @@ def test_environment_is_conda_forge_only_and_named() -> None:
 
 
 def test_environment_holds_exactly_what_the_worker_imports() -> None:
-    imported = third_party_imports("worker", "spec")
+    imported = third_party_imports("worker", "imgjobs")
     unknown = imported - set(CONDA_PACKAGE)
     assert not unknown, f"the worker imports {unknown}: add them to environment.yml and CONDA_PACKAGE"
     # redis-py also when the worker only reaches Redis through rq: it is rq's client.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from spec.catalog import CATALOG
+from imgjobs.catalog import CATALOG
 
 F = TypeVar("F", bound=Callable[..., Any])
 Size = tuple[int, int]

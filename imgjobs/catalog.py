@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from spec.params import Param
+from imgjobs.params import Param
 
 Check = Callable[[dict[str, Any]], str | None]
 
