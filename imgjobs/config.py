@@ -24,6 +24,8 @@ SETTINGS: dict[str, tuple[type, Any]] = {
     "JOB_RETRIES": (int, 2),
     "WORKERS": (int, 2),
     "WORKER_MAX_JOBS": (int, 500),
+    # Reliability under faults (issue #13)
+    "WORKER_LOST_AFTER": (int, 20),
 }
 
 
