@@ -26,6 +26,9 @@ SETTINGS: dict[str, tuple[type, Any]] = {
     "WORKER_MAX_JOBS": (int, 500),
     # Reliability under faults (issue #13)
     "WORKER_LOST_AFTER": (int, 20),
+    "MIN_FREE_MB": (float, 100.0),
+    "MAX_QUEUED": (int, 1000),
+    "REDIS_TIMEOUT": (float, 0.4),
 }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from typing import Any
 
@@ -24,11 +25,17 @@ HTTP_MESSAGES = {
 class ApiError(Exception):
     """An error the client can act on, with its HTTP status and a short code."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, retry_after: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.retry_after = retry_after  # seconds, sent as Retry-After when the trouble should pass
+
+
+def storage_full(message: str) -> ApiError:
+    """Say the data directory has no room for another upload."""
+    return ApiError(507, "storage_full", f"{message}; try again later.", retry_after=60)
 
 
 def error_response(status: int, code: str, message: str, **detail: Any) -> Response:
@@ -43,11 +50,26 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError) -> Response:
-        return error_response(exc.status, exc.code, exc.message)
+        response = error_response(exc.status, exc.code, exc.message)
+        if exc.retry_after is not None:
+            response.headers["Retry-After"] = str(exc.retry_after)
+        return response
 
     @app.errorhandler(StepError)
     def step_error(exc: StepError) -> Response:
         return error_response(400, "invalid_ops", str(exc), step=exc.step, param=exc.param)
+
+    @app.errorhandler(OSError)
+    def storage_error(exc: OSError) -> Response:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            log.warning("data directory full: %s", exc)
+            return api_error(storage_full("The data directory is full"))
+        return unexpected(exc)
+
+    @app.errorhandler(redis.exceptions.OutOfMemoryError)
+    def redis_full(exc: redis.RedisError) -> Response:
+        log.warning("redis full: %s", exc)
+        return api_error(ApiError(503, "queue_full", "The job queue (Redis) is out of memory.", retry_after=30))
 
     @app.errorhandler(redis.RedisError)
     def redis_down(exc: redis.RedisError) -> Response:

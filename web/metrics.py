@@ -26,7 +26,7 @@ class QueueCollector:
         up = GaugeMetricFamily("imgjobs_redis_up", "1 when Redis answers the web process, else 0")
         with self.app.app_context():
             try:
-                jobs, workers = self._jobs(), self._workers()
+                jobs, workers, memory = self._jobs(), self._workers(), self._memory()
             except redis.RedisError:
                 up.add_metric([], 0)
                 yield up
@@ -35,6 +35,7 @@ class QueueCollector:
         yield up
         yield jobs
         yield workers
+        yield from memory
 
     def _jobs(self) -> GaugeMetricFamily:
         """Count jobs in each RQ registry of the queue (the started one without its cleanup: the reaper does that)."""
@@ -51,6 +52,15 @@ class QueueCollector:
         for state, count in counts.items():
             family.add_metric([state], count)
         return family
+
+    def _memory(self) -> list[GaugeMetricFamily]:
+        """Report Redis' memory use against its limit: at the limit, with noeviction, new jobs are refused."""
+        info = store.connection().info("memory")
+        used = GaugeMetricFamily("imgjobs_redis_memory_used_bytes", "Memory Redis uses")
+        used.add_metric([], info["used_memory"])
+        limit = GaugeMetricFamily("imgjobs_redis_maxmemory_bytes", "Redis' maxmemory (0: no limit)")
+        limit.add_metric([], info.get("maxmemory", 0))
+        return [used, limit]
 
     def _workers(self) -> GaugeMetricFamily:
         """Count registered workers by what they are doing."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,14 +14,17 @@ from PIL import Image, UnidentifiedImageError
 
 from imgjobs.jobs import DECODE_ERRORS, INPUT_FORMATS
 from imgjobs.storage import Storage
-from web.errors import ApiError
+from web.errors import ApiError, storage_full
 
 
 class UploadRequest(Request):
     """A request whose file parts go straight to disk under DATA_DIR/tmp, never to memory.
 
-    The temp file is deleted when the request ends; `keep()` hard-links it into place first.
+    The temp file is deleted when the request ends, even when the body broke off or the disk
+    filled up half-way; `keep()` hard-links it into place first.
     """
+
+    spooled: list[IO[bytes]]
 
     def _get_file_stream(
         self, total_content_length: int | None, content_type: str | None, filename: str | None = None,
@@ -29,9 +33,26 @@ class UploadRequest(Request):
         storage = Storage(current_app.config["DATA_DIR"])
         try:
             storage.ensure()  # the volume may have been emptied since start-up
-            return tempfile.NamedTemporaryFile(dir=storage.tmp, prefix="upload-")  # closed by Werkzeug
+            low = free_mb(storage) < current_app.config["MIN_FREE_MB"]
+            if not low:
+                spool = tempfile.NamedTemporaryFile(dir=storage.tmp, prefix="upload-")
+                self.__dict__.setdefault("spooled", []).append(spool)
+                return spool
         except OSError as exc:
             raise ApiError(503, "storage_unavailable", f"The data directory is not writable: {exc}.") from None
+        raise storage_full(f"The data directory has less than {current_app.config['MIN_FREE_MB']:g} MB free")
+
+
+    def close(self) -> None:
+        """Close (so delete) every temp file of the request, also those a failed parse never handed over."""
+        super().close()
+        for spool in self.__dict__.get("spooled", []):
+            spool.close()
+
+
+def free_mb(storage: Storage) -> float:
+    """Return the free space of the data directory's file system, in MB."""
+    return shutil.disk_usage(storage.tmp).free / (1024 * 1024)
 
 
 @dataclass(frozen=True)
