@@ -28,6 +28,8 @@ SETTINGS: dict[str, tuple[type, Any]] = {
     "STORAGE_URL": (str, ""),
     "S3_ENDPOINT_URL": (str, ""),
     "RESULT_REDIRECT": (int, 0),
+    # Reliability under faults (issue #13)
+    "WORKER_LOST_AFTER": (int, 20),
 }
 
 

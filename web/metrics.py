@@ -42,13 +42,13 @@ class QueueCollector:
         yield from queues
 
     def _jobs(self) -> GaugeMetricFamily:
-        """Count jobs in each RQ registry of the queue."""
+        """Count jobs in each RQ registry of the queue (the started one without its cleanup: the reaper does that)."""
         queue = store.queue()
         family = GaugeMetricFamily("imgjobs_jobs", "Jobs known to the queue, by RQ state", labels=["state"])
         counts = {
             "queued": queue.count,
             "scheduled": queue.scheduled_job_registry.count,
-            "started": queue.started_job_registry.count,
+            "started": queue.started_job_registry.get_job_count(cleanup=False),
             "finished": queue.finished_job_registry.count,
             "failed": queue.failed_job_registry.count,
             "canceled": queue.canceled_job_registry.count,

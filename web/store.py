@@ -22,7 +22,7 @@ from imgjobs.storage import Storage, is_job_id
 from web.errors import ApiError
 
 log = logging.getLogger(__name__)
-STOP_WAIT = 10.0
+STOP_WAIT = 2.0  # the worker's supervisor kills a canceled job's child within a poll
 
 
 def init_app(app: Flask) -> None:
@@ -113,7 +113,8 @@ def cancel(job: Job) -> bool:
         job.cancel()
     elif state == "started":
         connection().set(stop_key(job.id), 1, ex=current_app.config["JOB_TIMEOUT"] + 60)
-        wait(job, STOP_WAIT)  # the worker stops after the step it is on
+        wait(job, STOP_WAIT)  # the worker removes its files once the child writing them is gone
+        return False
     else:
         job.delete()
         connection().zrem(RECENT_KEY, job.id)
