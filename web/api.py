@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, request, send_file, url_for
 from rq.job import Job
 from werkzeug.utils import secure_filename
 
-from imgjobs.catalog import describe, validate_steps
+from imgjobs.catalog import Budget, describe, validate_steps
 from imgjobs.jobs import MEDIA_TYPES, output_format, output_quality
 from imgjobs.storage import new_job_id
 from web import store, uploads
@@ -32,6 +32,7 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
         raise ApiError(400, "missing_file", 'Send the image as a multipart form field named "file".')
     steps = validate_steps(_parse_ops(_ops_field()), config["MAX_STEPS"])
     info = uploads.inspect(uploads.on_disk(upload.stream), config["MAX_PIXELS"])
+    Budget(config["MAX_PIXELS"], config["MAX_DIMENSION"]).sizes(steps, info.upright)
     try:
         fmt = output_format(request.form.get("format"), info.format)
         quality = output_quality(request.form.get("quality"), fmt)
@@ -105,7 +106,8 @@ def list_ops() -> dict[str, Any]:
         "ops": describe(),
         "max_steps": config["MAX_STEPS"],
         "formats": list(MEDIA_TYPES),
-        "limits": {"max_upload_mb": config["MAX_UPLOAD_MB"], "max_pixels": config["MAX_PIXELS"]},
+        "limits": {"max_upload_mb": config["MAX_UPLOAD_MB"], "max_pixels": config["MAX_PIXELS"],
+                   "max_dimension": config["MAX_DIMENSION"]},
     }
 
 

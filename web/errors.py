@@ -9,7 +9,7 @@ import redis
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from imgjobs.catalog import StepError
+from imgjobs.catalog import StepError, TooManyPixels
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,10 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(StepError)
     def step_error(exc: StepError) -> Response:
         return error_response(400, "invalid_ops", str(exc), step=exc.step, param=exc.param)
+
+    @app.errorhandler(TooManyPixels)
+    def too_many_pixels(exc: TooManyPixels) -> Response:
+        return error_response(422, "too_many_pixels", str(exc), step=exc.step)
 
     @app.errorhandler(redis.RedisError)
     def redis_down(exc: redis.RedisError) -> Response:

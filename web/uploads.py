@@ -15,6 +15,8 @@ from imgjobs.jobs import DECODE_ERRORS, INPUT_FORMATS
 from imgjobs.storage import Storage
 from web.errors import ApiError
 
+ORIENTATION = 0x0112
+
 
 class UploadRequest(Request):
     """A request whose file parts go straight to disk under DATA_DIR/tmp, never to memory.
@@ -44,6 +46,12 @@ class ImageInfo:
     mode: str
     frames: int
     bytes: int
+    turned: bool = False  # EXIF orientation swaps width and height when the worker applies it
+
+    @property
+    def upright(self) -> tuple[int, int]:
+        """Return the size the worker's steps start from (EXIF orientation applied)."""
+        return (self.height, self.width) if self.turned else (self.width, self.height)
 
     def as_dict(self) -> dict[str, Any]:
         """Describe the input for the job's JSON."""
@@ -51,7 +59,12 @@ class ImageInfo:
 
 
 def inspect(path: Path, max_pixels: int) -> ImageInfo:
-    """Identify and fully decode the image at `path`, or raise an ApiError saying why not."""
+    """Identify the image at `path` from its header and structure, never decoding its pixels.
+
+    Memory stays bounded whatever the file: Pillow reads the header, counts frames and, for
+    PNG, walks the chunks checking their CRCs without inflating them. A file that only breaks
+    when decoded (a truncated JPEG, corrupt compressed data) fails in the worker instead.
+    """
     size = path.stat().st_size
     if size == 0:
         raise ApiError(400, "empty_file", "The uploaded file is empty.")
@@ -61,10 +74,8 @@ def inspect(path: Path, max_pixels: int) -> ImageInfo:
             if width * height > max_pixels:
                 raise _too_many_pixels(width, height, max_pixels)
             fmt = "JPEG" if image.format == "MPO" else image.format or ""
-            info = ImageInfo(fmt, width, height, image.mode, getattr(image, "n_frames", 1), size)
-            if image.format in ("JPEG", "MPO"):
-                image.draft(None, (max(1, width // 8), max(1, height // 8)))  # still reads every byte
-            image.load()
+            info = ImageInfo(fmt, width, height, image.mode, getattr(image, "n_frames", 1), size, _turned(image))
+            image.verify()  # PNG: every chunk's CRC up to IEND; other formats: nothing more to read cheaply
     except UnidentifiedImageError:
         raise _unidentified(path) from None
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
@@ -72,6 +83,17 @@ def inspect(path: Path, max_pixels: int) -> ImageInfo:
     except DECODE_ERRORS as exc:
         raise ApiError(422, "undecodable_image", f"The image could not be decoded: {exc}.") from None
     return info
+
+
+def _turned(image: Image.Image) -> bool:
+    """Tell whether the EXIF orientation swaps width and height, reading only the header."""
+    if image.format == "PNG":  # PngImageFile.getexif() decodes the whole image to find a late eXIf chunk
+        exif = Image.Exif()
+        if image.info.get("exif"):
+            exif.load(image.info["exif"])
+    else:
+        exif = image.getexif()
+    return exif.get(ORIENTATION, 1) in (5, 6, 7, 8)
 
 
 def _unidentified(path: Path) -> ApiError:

@@ -7,6 +7,7 @@ from typing import Any
 from rq import get_current_job
 
 from imgjobs import config
+from imgjobs.catalog import Budget
 from imgjobs.jobs import stop_key
 from imgjobs.storage import Storage
 from worker import pipeline
@@ -18,7 +19,9 @@ def process(job_spec: dict[str, Any]) -> dict[str, Any]:
     job = get_current_job()
     if job is None:
         raise RuntimeError("process() runs inside an RQ job")
-    storage = Storage(config.from_env()["DATA_DIR"])
+    settings = config.from_env()
+    storage = Storage(settings["DATA_DIR"])
+    budget = Budget(settings["MAX_PIXELS"], settings["MAX_DIMENSION"])
 
     def progress(fraction: float) -> None:
         """Stop here if the job was canceled meanwhile; else record the progress."""
@@ -29,4 +32,5 @@ def process(job_spec: dict[str, Any]) -> dict[str, Any]:
             job.save_meta()
 
     progress(0.0)  # canceled while it waited to start
-    return pipeline.process(storage.upload(job.id), storage.result(job.id, job_spec["format"]), job_spec, progress)
+    source, result = storage.upload(job.id), storage.result(job.id, job_spec["format"])
+    return pipeline.process(source, result, job_spec, progress, budget)
