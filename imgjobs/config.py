@@ -8,7 +8,7 @@ from typing import Any
 
 #: name -> (type, default). Every setting the service reads; documented in the README.
 SETTINGS: dict[str, tuple[type, Any]] = {
-    "HOST": (str, "0.0.0.0"),
+    "HOST": (str, "127.0.0.1"),
     "PORT": (int, 5000),
     "WEB_CONCURRENCY": (int, 2),
     "WEB_THREADS": (int, 8),
@@ -27,6 +27,8 @@ SETTINGS: dict[str, tuple[type, Any]] = {
     # cost bounds (issue 8): every step's size, worker memory, per-client limits
     "MAX_DIMENSION": (int, 16384),
     "WORKER_MEMORY_MB": (int, 0),  # 0: sized from MAX_PIXELS by memory_limit()
+    "MAX_FILENAME_BYTES": (int, 255),
+    "RESULT_RESOURCE_POLICY": (str, "same-origin"),  # Cross-Origin-Resource-Policy of results
 }
 
 

@@ -14,7 +14,7 @@ from PIL import Image
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from tests.conftest import ROOT, finished, make_image, submit
+from tests.conftest import ROOT, finished, make_image, submit, wait_until
 from tests.services import RedisServer, WorkerProcess, service_env
 from tests.test_uploads import error_of
 
@@ -160,4 +160,85 @@ def test_a_broken_file_is_refused_at_upload_or_fails_its_job_with_a_reason(clien
     job = finished(client, response.get_json()["id"])
     assert job["status"] == "failed"
     assert job["error"]["code"] == "undecodable_image" and "could not be decoded" in job["error"]["message"]
-    assert not list(data_dir.glob(f"*/{job['id']}*"))
+    wait_until(lambda: not list(data_dir.glob(f"*/{job['id']}*")), what="the upload to be removed")
+
+
+# ---------------------------------------------------------------- 5. input hygiene
+
+def test_a_long_filename_is_cut_and_costs_redis_little(client, redis_client):
+    response = submit(client, make_image(), [], filename="é" * 30_000 + ".png")  # 60 KB of UTF-8
+    assert response.status_code == 202, response.data
+    job = response.get_json()
+    assert job["input"]["filename"] == "é" * 127  # 254 bytes: the 255th would split a character
+    assert redis_client.memory_usage(f"rq:job:{job['id']}") < 20_000
+    client.delete(f"/api/v1/jobs/{job['id']}")
+
+
+def post_in_memory(client, fields: dict) -> object:
+    """POST a multipart form built in memory (the test client spools big ones to a file it never closes)."""
+    from werkzeug.datastructures import FileStorage
+    from werkzeug.test import encode_multipart
+
+    values = {k: FileStorage(*v) if isinstance(v, tuple) else v for k, v in fields.items()}
+    boundary, body = encode_multipart(values)
+    return client.post("/api/v1/jobs", data=body, content_type=f"multipart/form-data; boundary={boundary}")
+
+
+def test_a_huge_filename_is_413(client):
+    fields = {"file": (io.BytesIO(make_image()), "a" * 450_000 + ".png"), "ops": "[]"}
+    error = error_of(post_in_memory(client, fields), 413)
+    assert error["code"] == "field_too_large" and "filename" in error["message"]
+
+
+@pytest.mark.parametrize(
+    ("ops", "words"),
+    [
+        ("[" * 1000, "nested too deeply"),
+        ("[" * 200, "not valid JSON"),
+        ("[" * 100_000 + "]" * 100_000, "over 64 KB"),
+        ("[" * 30_000 + "]" * 30_000, "nested too deeply"),
+        ('[{"op": "resize", "width": ' + "9" * 5000 + "}]", "too long"),
+        ('[{"op": "resize", "width": 1e999}]', "width must be an integer"),
+        ('[{"op": "blur", "radius": ' + "9" * 4000 + "}]", "radius must be a number from 0 to 250, got 99999"),
+        ('[{"op": "resize", "width": true}]', "width must be an integer"),
+        ('[{"op": "pad", "border": 2, "fill": "#FFFFFF\\n"}]', "fill must be a colour"),
+        ('[{"op": "blur", "radius": NaN}]', "radius must be a number"),
+    ],
+    ids=["deep-unclosed", "unclosed", "too-big", "deep", "long-int", "infinite", "long-float", "bool", "colour-newline",
+         "nan"],
+)
+def test_hostile_ops_are_400_never_500(client, ops, words):
+    response = post_in_memory(client, {"file": (io.BytesIO(make_image()), "photo.png"), "ops": ops})
+    code = 413 if words == "over 64 KB" else 400
+    error = error_of(response, code)
+    assert words in error["message"], error
+    assert error["code"] == ("field_too_large" if code == 413 else "invalid_ops")
+
+
+@pytest.mark.parametrize("quality", ["٥٠", "1_0", " 50", "50 ", "1e2", "+50", "0x32"])
+def test_quality_takes_only_plain_digits(client, quality):
+    error = error_of(submit(client, make_image(), [], format="jpeg", quality=quality), 400)
+    assert error["code"] == "invalid_output"
+
+
+def test_a_big_text_field_is_413_saying_which_limit(client):
+    fields = {"file": (io.BytesIO(make_image()), "photo.png"), "format": "x" * 600_000}
+    error = error_of(post_in_memory(client, fields), 413)
+    assert error["code"] == "field_too_large" and "64 KB" in error["message"] and "25 MB" not in error["message"]
+
+
+# ---------------------------------------------------------------- 8. safe defaults
+
+def test_results_are_private_and_same_origin(client, worker):
+    from tests.conftest import download
+
+    job = finished(client, submit(client, make_image(), []).get_json()["id"])
+    headers = download(client, job["links"]["result"]).headers
+    assert headers["Cache-Control"] == "private, max-age=3600"
+    assert headers["Cross-Origin-Resource-Policy"] == "same-origin"
+
+
+def test_make_dev_binds_to_this_machine_only_by_default():
+    from imgjobs.config import from_env
+
+    assert from_env({})["HOST"] == "127.0.0.1"

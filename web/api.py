@@ -12,7 +12,7 @@ from werkzeug.utils import secure_filename
 from imgjobs.catalog import Budget, describe, validate_steps
 from imgjobs.jobs import MEDIA_TYPES, output_format, output_quality
 from imgjobs.storage import new_job_id
-from web import store, uploads
+from web import clients, store, uploads
 from web.errors import ApiError
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -39,7 +39,7 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
     except ValueError as exc:
         raise ApiError(400, "invalid_output", str(exc)) from None
     job_id = new_job_id()
-    input_info = {**info.as_dict(), "filename": upload.filename or ""}
+    input_info = {**info.as_dict(), "filename": _filename(upload.filename, config["MAX_FILENAME_BYTES"])}
     job_spec = {"ops": steps, "format": fmt, "quality": quality}
     destination = store.storage().upload(job_id)
     uploads.keep(upload.stream, destination)
@@ -91,10 +91,12 @@ def get_result(job_id: str) -> Response:
     if not path.is_file():
         raise ApiError(404, "result_expired", "The result file is gone (expired or deleted); submit the job again.")
     stem = secure_filename(str(job.meta.get("input", {}).get("filename", "")).rsplit(".", 1)[0]) or job.id
-    response = send_file(
-        path, mimetype=MEDIA_TYPES[result["format"]], download_name=f"{stem}.{result['format']}", max_age=3600
-    )
+    response = send_file(path, mimetype=MEDIA_TYPES[result["format"]], download_name=f"{stem}.{result['format']}")
     response.headers["X-Content-Type-Options"] = "nosniff"
+    # Only the caller's own cache may keep it; with API keys on, none at all.
+    response.headers["Cache-Control"] = "no-store" if clients.current().startswith("key:") else "private, max-age=3600"
+    if current_app.config["RESULT_RESOURCE_POLICY"]:
+        response.headers["Cross-Origin-Resource-Policy"] = current_app.config["RESULT_RESOURCE_POLICY"]
     return response
 
 
@@ -168,6 +170,15 @@ def _parse_ops(raw: str | None) -> Any:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ApiError(400, "invalid_ops", f"ops is not valid JSON: {exc}.") from None
+    except RecursionError:
+        raise ApiError(400, "invalid_ops", "ops is nested too deeply; a step is a flat JSON object.") from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise ApiError(400, "invalid_ops", f"ops has a number that is too long: {exc}.") from None
+
+
+def _filename(name: str | None, most: int) -> str:
+    """Return the upload's name cut to `most` bytes of UTF-8: it is only shown back, never used as a path."""
+    return (name or "").encode("utf-8", "replace")[:most].decode("utf-8", "ignore")
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:

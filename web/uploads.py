@@ -31,9 +31,17 @@ class UploadRequest(Request):
         storage = Storage(current_app.config["DATA_DIR"])
         try:
             storage.ensure()  # the volume may have been emptied since start-up
-            return tempfile.NamedTemporaryFile(dir=storage.tmp, prefix="upload-")  # closed by Werkzeug
+            stream = tempfile.NamedTemporaryFile(dir=storage.tmp, prefix="upload-")
         except OSError as exc:
             raise ApiError(503, "storage_unavailable", f"The data directory is not writable: {exc}.") from None
+        self.__dict__.setdefault("_spooled", []).append(stream)
+        return stream
+
+    def close(self) -> None:
+        """Close every temp file, also those of a form whose parsing was cut short (e.g. by a 413)."""
+        super().close()
+        for stream in self.__dict__.get("_spooled", ()):
+            stream.close()
 
 
 @dataclass(frozen=True)
