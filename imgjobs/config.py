@@ -29,6 +29,10 @@ SETTINGS: dict[str, tuple[type, Any]] = {
     "WORKER_MEMORY_MB": (int, 0),  # 0: sized from MAX_PIXELS by memory_limit()
     "MAX_FILENAME_BYTES": (int, 255),
     "RESULT_RESOURCE_POLICY": (str, "same-origin"),  # Cross-Origin-Resource-Policy of results
+    # storage backend (issue #10): empty = the shared DATA_DIR; s3://bucket/prefix = an object store
+    "STORAGE_URL": (str, ""),
+    "S3_ENDPOINT_URL": (str, ""),
+    "RESULT_REDIRECT": (int, 0),
 }
 
 

@@ -6,10 +6,9 @@ from typing import Any
 
 from rq import get_current_job
 
-from imgjobs import config
+from imgjobs import config, storage
 from imgjobs.catalog import Budget
 from imgjobs.jobs import stop_key
-from imgjobs.storage import Storage
 from worker import pipeline
 from worker.failures import JobCanceled
 
@@ -20,7 +19,7 @@ def process(job_spec: dict[str, Any]) -> dict[str, Any]:
     if job is None:
         raise RuntimeError("process() runs inside an RQ job")
     settings = config.from_env()
-    storage = Storage(settings["DATA_DIR"])
+    store = storage.from_config(settings)
     budget = Budget(settings["MAX_PIXELS"], settings["MAX_DIMENSION"])
 
     def progress(fraction: float) -> None:
@@ -32,5 +31,5 @@ def process(job_spec: dict[str, Any]) -> dict[str, Any]:
             job.save_meta()
 
     progress(0.0)  # canceled while it waited to start
-    source, result = storage.upload(job.id), storage.result(job.id, job_spec["format"])
-    return pipeline.process(source, result, job_spec, progress, budget)
+    with store.fetch_upload(job.id) as source, store.store_result(job.id, job_spec["format"]) as result:
+        return pipeline.process(source, result, job_spec, progress, budget)
