@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from imgjobs.catalog import TooManyPixels
 from imgjobs.storage.local import LocalStorage
 from tests.conftest import finished, make_image, submit, wait_until
 from worker import failures, health
@@ -109,7 +110,8 @@ def test_sweep_deletes_files_of_expired_jobs_only(tmp_path, client, redis_client
     [
         (ImageError("the image could not be decoded: broken data stream"), "undecodable_image", False),
         (ValueError("radius must be positive"), "invalid_step", False),
-        (MemoryError(), "out_of_memory", True),
+        (MemoryError(), "out_of_memory", False),
+        (TooManyPixels(2, None, "step 2 (pad) would make a 32769x32769 image"), "too_many_pixels", False),
         (OSError(28, "No space left on device"), "storage_error", True),
         (RuntimeError("boom"), "job_failed", True),
     ],

@@ -10,10 +10,10 @@ from flask.typing import ResponseReturnValue
 from rq.job import Job
 from werkzeug.utils import secure_filename
 
-from imgjobs.catalog import describe, validate_steps
+from imgjobs.catalog import Budget, describe, validate_steps
 from imgjobs.jobs import MEDIA_TYPES, output_format, output_quality
 from imgjobs.storage import new_job_id
-from web import store, uploads
+from web import clients, store, uploads
 from web.errors import ApiError
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -34,13 +34,14 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
         raise ApiError(400, "missing_file", 'Send the image as a multipart form field named "file".')
     steps = validate_steps(_parse_ops(_ops_field()), config["MAX_STEPS"])
     info = uploads.inspect(uploads.on_disk(upload.stream), config["MAX_PIXELS"])
+    Budget(config["MAX_PIXELS"], config["MAX_DIMENSION"]).sizes(steps, info.upright)
     try:
         fmt = output_format(request.form.get("format"), info.format)
         quality = output_quality(request.form.get("quality"), fmt)
     except ValueError as exc:
         raise ApiError(400, "invalid_output", str(exc)) from None
     job_id = new_job_id()
-    input_info = {**info.as_dict(), "filename": upload.filename or ""}
+    input_info = {**info.as_dict(), "filename": _filename(upload.filename, config["MAX_FILENAME_BYTES"])}
     job_spec = {"ops": steps, "format": fmt, "quality": quality}
     uploads.keep(upload.stream, job_id)
     try:
@@ -107,6 +108,10 @@ def get_result(job_id: str) -> ResponseReturnValue:
     if response.status_code == 200:
         response.content_length = result["bytes"]
     response.headers["X-Content-Type-Options"] = "nosniff"
+    # Only the caller's own cache may keep it; with API keys on, none at all.
+    response.headers["Cache-Control"] = "no-store" if clients.current().startswith("key:") else "private, max-age=3600"
+    if current_app.config["RESULT_RESOURCE_POLICY"]:
+        response.headers["Cross-Origin-Resource-Policy"] = current_app.config["RESULT_RESOURCE_POLICY"]
     return response
 
 
@@ -118,7 +123,8 @@ def list_ops() -> dict[str, Any]:
         "ops": describe(),
         "max_steps": config["MAX_STEPS"],
         "formats": list(MEDIA_TYPES),
-        "limits": {"max_upload_mb": config["MAX_UPLOAD_MB"], "max_pixels": config["MAX_PIXELS"]},
+        "limits": {"max_upload_mb": config["MAX_UPLOAD_MB"], "max_pixels": config["MAX_PIXELS"],
+                   "max_dimension": config["MAX_DIMENSION"]},
     }
 
 
@@ -179,6 +185,15 @@ def _parse_ops(raw: str | None) -> Any:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ApiError(400, "invalid_ops", f"ops is not valid JSON: {exc}.") from None
+    except RecursionError:
+        raise ApiError(400, "invalid_ops", "ops is nested too deeply; a step is a flat JSON object.") from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise ApiError(400, "invalid_ops", f"ops has a number that is too long: {exc}.") from None
+
+
+def _filename(name: str | None, most: int) -> str:
+    """Return the upload's name cut to `most` bytes of UTF-8: it is only shown back, never used as a path."""
+    return (name or "").encode("utf-8", "replace")[:most].decode("utf-8", "ignore")
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import resource
 import socket
 import sys
 import time
@@ -199,6 +200,11 @@ def warm_up(storage: Storage) -> None:
     gc.freeze()  # keep the collector off inherited objects, so the child copies fewer pages
 
 
+def limit_memory(limit: int) -> None:
+    """Cap this process's heap, so a job that needs more gets a MemoryError instead of the OOM killer."""
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+
+
 def main() -> None:
     """Preload, then supervise one worker child on the configured queue until told to stop."""
     settings = config.from_env()
@@ -210,6 +216,7 @@ def main() -> None:
     warm_up(storage)
 
     def run_child() -> None:
+        limit_memory(config.memory_limit(settings))
         connection = redis.Redis.from_url(settings["REDIS_URL"])
         queues = [Queue(name, connection=connection, serializer=JSONSerializer) for name in queue_names(settings)]
         child = ImageWorker(
