@@ -8,7 +8,7 @@ from typing import Any
 
 #: name -> (type, default). Every setting the service reads; documented in the README.
 SETTINGS: dict[str, tuple[type, Any]] = {
-    "HOST": (str, "0.0.0.0"),
+    "HOST": (str, "127.0.0.1"),
     "PORT": (int, 5000),
     "WEB_CONCURRENCY": (int, 2),
     "WEB_THREADS": (int, 8),
@@ -24,6 +24,13 @@ SETTINGS: dict[str, tuple[type, Any]] = {
     "JOB_RETRIES": (int, 2),
     "WORKERS": (int, 2),
     "WORKER_MAX_JOBS": (int, 500),
+    # accounts: API keys, private jobs, signed share links (README "API keys")
+    "API_KEYS_FILE": (str, ""),
+    "ALLOW_ANONYMOUS": (int, 0),
+    "SIGNING_KEY": (str, ""),
+    "SIGNING_KEY_FILE": (str, ""),
+    "SHARE_TTL": (int, 3600),
+    "METRICS_TOKEN": (str, ""),
 }
 
 

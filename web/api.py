@@ -12,7 +12,7 @@ from werkzeug.utils import secure_filename
 from imgjobs.catalog import describe, validate_steps
 from imgjobs.jobs import MEDIA_TYPES, output_format, output_quality
 from imgjobs.storage import new_job_id
-from web import store, uploads
+from web import auth, share, store, uploads, usage
 from web.errors import ApiError
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -43,10 +43,11 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
     destination = store.storage().upload(job_id)
     uploads.keep(upload.stream, destination)
     try:
-        job = store.enqueue(job_id, job_spec, input_info)
+        job = store.enqueue(job_id, job_spec, input_info, auth.owner())
     except Exception:
         destination.unlink(missing_ok=True)
         raise
+    usage.count_job()
     return view(job), 202, {"Location": url_for("api.get_job", job_id=job_id)}
 
 
@@ -55,7 +56,7 @@ def list_jobs() -> dict[str, Any]:
     """List recent jobs, newest first, a page at a time."""
     page = _int_arg("page", 1, 1, MAX_PAGE)
     per_page = _int_arg("per_page", 20, 1, MAX_PER_PAGE)
-    jobs, total = store.recent(page, per_page)
+    jobs, total = store.recent(page, per_page, auth.scope())
     links = {"self": url_for("api.list_jobs", page=page, per_page=per_page)}
     if page * per_page < total:
         links["next"] = url_for("api.list_jobs", page=page + 1, per_page=per_page)
@@ -66,13 +67,13 @@ def list_jobs() -> dict[str, Any]:
 def get_job(job_id: str) -> dict[str, Any]:
     """Report a job, long-polling up to ?wait=N seconds for it to end."""
     wait = _float_arg("wait", 0.0, 0.0, MAX_WAIT)
-    return view(store.wait(store.fetch(job_id), wait))
+    return view(store.wait(store.fetch(job_id, auth.scope()), wait))
 
 
 @bp.delete("/jobs/<job_id>")
 def delete_job(job_id: str) -> Response | dict[str, Any]:
     """Cancel a queued job, stop a running one, or delete an ended one and its files."""
-    job = store.fetch(job_id)
+    job = store.fetch(job_id, auth.scope())
     if store.cancel(job):
         return Response(status=204)
     return view(job)
@@ -80,8 +81,8 @@ def delete_job(job_id: str) -> Response | dict[str, Any]:
 
 @bp.get("/jobs/<job_id>/result")
 def get_result(job_id: str) -> Response:
-    """Serve a finished job's image."""
-    job = store.fetch(job_id)
+    """Serve a finished job's image (to its key, or to anyone with a signed link)."""
+    job = store.fetch(job_id, auth.scope())
     state = store.status(job)
     if state != "finished":
         raise ApiError(409, "job_not_finished", f"The job is {state}; the result exists once it is finished.")
@@ -130,6 +131,8 @@ def view(job: Job) -> dict[str, Any]:
     }
     if state == "finished":
         out["result"] = job.return_value()
+        if auth.keys_on():
+            out["links"]["share"] = share.link(job.id)
     elif state == "failed":
         out["error"] = job.meta.get("error") or _failure(job)
     elif state == "canceled":

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterator
 
 import redis
 from flask import Blueprint, Flask, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from rq import Worker
 
-from web import store
+from web import auth, store, usage
 
 bp = Blueprint("metrics", __name__)
 
@@ -26,7 +27,7 @@ class QueueCollector:
         up = GaugeMetricFamily("imgjobs_redis_up", "1 when Redis answers the web process, else 0")
         with self.app.app_context():
             try:
-                jobs, workers = self._jobs(), self._workers()
+                jobs, workers, per_key = self._jobs(), self._workers(), self._usage()
             except redis.RedisError:
                 up.add_metric([], 0)
                 yield up
@@ -35,6 +36,7 @@ class QueueCollector:
         yield up
         yield jobs
         yield workers
+        yield from per_key
 
     def _jobs(self) -> GaugeMetricFamily:
         """Count jobs in each RQ registry of the queue."""
@@ -64,6 +66,19 @@ class QueueCollector:
         return family
 
 
+    def _usage(self) -> list[CounterMetricFamily]:
+        """Count jobs created and calls refused, by API key name."""
+        jobs = CounterMetricFamily("imgjobs_key_jobs", "Jobs created, by API key name", labels=["key"])
+        for name, count in sorted(usage.jobs().items()):
+            jobs.add_metric([name], count)
+        refused = CounterMetricFamily(
+            "imgjobs_key_rejections", "Calls refused, by API key name and reason", labels=["key", "reason"]
+        )
+        for (name, reason), count in sorted(usage.rejections().items()):
+            refused.add_metric([name, reason], count)
+        return [jobs, refused]
+
+
 def init_app(app: Flask) -> None:
     """Give the app its own metrics registry and the /metrics route."""
     registry = CollectorRegistry(auto_describe=False)
@@ -74,5 +89,8 @@ def init_app(app: Flask) -> None:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    """Serve the metrics in Prometheus' text format."""
+    """Serve the metrics in Prometheus' text format, to holders of METRICS_TOKEN when it is set."""
+    token = current_app.config["METRICS_TOKEN"]
+    if token and not hmac.compare_digest(auth.bearer().encode(), token.encode()):
+        return auth.unauthorized("invalid_key" if auth.bearer() else "missing_key")
     return Response(generate_latest(current_app.extensions["metrics"]), mimetype=CONTENT_TYPE_LATEST)
