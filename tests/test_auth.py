@@ -91,6 +91,8 @@ def call(client: FlaskClient, method: str, path: str, job_id: str):
 def test_key_file_lines_options_and_comments():
     keys = auth.parse(KEY_FILE)
     assert [k.name for k in keys] == ["alice", "bob", "root"]
+    [carol] = auth.parse(f"  # a comment\n\ncarol {CAROL}#not-a-comment #a comment\n")
+    assert carol.secret == f"{CAROL}#not-a-comment"
     assert keys[0].limits == {"rate": "120/minute", "jobs": 20} and not keys[0].admin
     assert keys[1].limits == {} and keys[2].admin
     assert ALICE not in repr(keys[0])

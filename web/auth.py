@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hmac
 import ipaddress
+import itertools
 import logging
 import os
 import re
@@ -40,10 +41,10 @@ class Key:
 
 
 def parse(text: str) -> tuple[Key, ...]:
-    """Read a key file: `name key [admin] [rate=N/unit] [jobs=N]` a line, `#` starting a comment."""
+    """Read a key file: `name key [admin] [rate=N/unit] [jobs=N]` a line, a word starting with `#` a comment."""
     keys: list[Key] = []
     for number, raw in enumerate(text.splitlines(), 1):
-        words = raw.split("#", 1)[0].split()
+        words = list(itertools.takewhile(lambda word: not word.startswith("#"), raw.split()))
         if words:
             keys.append(_parse_line(number, words))
     for attribute in ("name", "secret"):
