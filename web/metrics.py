@@ -65,7 +65,6 @@ class QueueCollector:
             family.add_metric([state], count)
         return family
 
-
     def _usage(self) -> list[CounterMetricFamily]:
         """Count jobs created and calls refused, by API key name."""
         jobs = CounterMetricFamily("imgjobs_key_jobs", "Jobs created, by API key name", labels=["key"])
