@@ -57,17 +57,17 @@ def leftovers(data_dir: Path) -> list[Path]:
 
 
 def test_full_disk_is_507_storage_full_keeps_no_partial_file_and_recovers(small_disk, redis_server):
-    app = create_app({"REDIS_URL": redis_server.url, "DATA_DIR": str(small_disk), "MIN_FREE_MB": 5,
+    app = create_app({"REDIS_URL": redis_server.url, "DATA_DIR": str(small_disk), "MIN_FREE_MB": 0.02,
                       "QUEUE_NAME": "nobody-listens"})
     client = app.test_client()
     assert client.get("/readyz").status_code == 200
-    fill(small_disk, leave_mb=8)  # above the threshold, but too little for the next upload
-    boundary, body = encode_multipart({"file": FileStorage(io.BytesIO(os.urandom(12 * 1024 * 1024)), "big.png")})
+    fill(small_disk, leave_mb=0.04)  # above the threshold, but too little for the next upload
+    boundary, body = encode_multipart({"file": FileStorage(io.BytesIO(os.urandom(60 * 1024)), "big.png")})
     response = client.post("/api/v1/jobs", data=body, content_type=f"multipart/form-data; boundary={boundary}")
     assert error_of(response, 507)["code"] == "storage_full"
     assert response.headers["Retry-After"]
     assert not leftovers(small_disk)
-    fill(small_disk, leave_mb=2)  # below the threshold: refused before the body is read
+    fill(small_disk, leave_mb=0.01)  # below the threshold: refused before the body is read
     assert error_of(submit(client, make_image(), []), 507)["code"] == "storage_full"
     assert error_of(client.get("/readyz"), 503)["code"] == "storage_full"
     assert not leftovers(small_disk)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
-
 import redis
 from flask import Blueprint, Response, current_app
 
@@ -22,7 +20,7 @@ def healthz() -> dict[str, str]:
 
 @bp.get("/readyz")
 def readyz() -> Response | dict[str, str]:
-    """Answer 200 when Redis answers and has room, and the data directory takes a write and has room, else 503."""
+    """Answer 200 when Redis answers and has room, and the storage takes a write and has room, else 503."""
     try:
         store.ping()
         if store.redis_full():
@@ -30,13 +28,10 @@ def readyz() -> Response | dict[str, str]:
     except redis.RedisError as exc:
         return error_response(503, "queue_unavailable", f"Redis cannot be reached: {exc}")
     try:
-        storage = store.storage()
-        storage.ensure()
-        with tempfile.NamedTemporaryFile(dir=storage.tmp, prefix="ready-"):
-            pass
+        store.storage().check()
     except OSError as exc:
-        return error_response(503, "storage_unavailable", f"The data directory is not writable: {exc}")
+        return error_response(503, "storage_unavailable", f"The storage is not writable: {exc}")
     minimum = current_app.config["MIN_FREE_MB"]
-    if free_mb(storage) < minimum:
+    if free_mb(store.storage()) < minimum:
         return error_response(503, "storage_full", f"The data directory has less than {minimum:g} MB free.")
     return {"status": "ready"}

@@ -7,6 +7,7 @@ from typing import Any
 from rq.exceptions import AbandonedJobError
 from rq.timeouts import JobTimeoutException
 
+from imgjobs.catalog import TooManyPixels
 from worker.imagefile import ImageError
 
 
@@ -22,11 +23,14 @@ def explain(exc: BaseException, timeout: int | None = None) -> tuple[dict[str, s
         return _error("canceled", "The job was canceled while it was running."), False
     if isinstance(exc, ImageError):
         return _error("undecodable_image", f"The image could not be processed: {_strip(exc)}."), False
+    if isinstance(exc, TooManyPixels):
+        return _error("too_many_pixels", f"{_strip(exc)}."), False
     if isinstance(exc, JobTimeoutException):
         limit = f" of {timeout} s" if timeout else ""
         return _error("timeout", f"The job ran past its time limit{limit}; try a smaller image or fewer steps."), False
     if isinstance(exc, MemoryError):
-        return _error("out_of_memory", "The worker ran out of memory on this job."), True
+        return _error("out_of_memory", "The job needed more memory than a worker may use (WORKER_MEMORY_MB); "
+                      "try a smaller image or fewer steps."), False
     if isinstance(exc, ValueError):
         return _error("invalid_step", f"A step could not run: {exc}."), False
     if isinstance(exc, OSError):
