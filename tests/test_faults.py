@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import signal
+import socket
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
 from tests.conftest import make_image, submit
-from tests.services import RedisServer
+from tests.services import RedisServer, WebServer, service_env, wait_until
 from tests.test_metrics import sample
 from tests.test_uploads import error_of
 from web import create_app
@@ -130,3 +131,19 @@ def test_a_hung_redis_answers_503_on_every_endpoint_then_recovers(own_redis, dat
     finally:
         own_redis.process.send_signal(signal.SIGCONT)
     assert client.get(f"/api/v1/jobs/{job_id}").status_code == 200
+
+
+def test_stopping_the_web_mid_upload_leaves_no_partial_file(redis_server, tmp_path):
+    data_dir = tmp_path / "data"
+    env = service_env(redis_server.url, data_dir, GUNICORN_CMD_ARGS="--graceful-timeout 1")
+    web = WebServer(env, quiet=True)
+    boundary = "b0undary"
+    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
+            "Content-Type: image/png\r\n\r\n").encode()
+    with socket.create_connection(("127.0.0.1", web.port)) as stalled:
+        stalled.sendall(f"POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: {5 * 1024 * 1024}\r\n"
+                        f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n".encode())
+        stalled.sendall(head + os.urandom(64 * 1024 - len(head)))  # one read's worth, then silence
+        wait_until(lambda: list((data_dir / "tmp").glob("upload-*")), what="the partial upload on disk")
+        web.stop()  # the stalled request outlives the grace period and its worker is killed
+    assert not list((data_dir / "tmp").glob("upload-*"))

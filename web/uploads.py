@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,7 +37,7 @@ class UploadRequest(Request):
         try:
             store.ensure()  # the volume may have been emptied since start-up
             if free_mb(store) >= minimum:
-                stream = tempfile.NamedTemporaryFile(dir=store.tmp, prefix="upload-")
+                stream = tempfile.NamedTemporaryFile(dir=store.tmp, prefix=f"{spool_prefix()}{os.getpid()}-")
                 self.__dict__.setdefault("_spooled", []).append(stream)
                 return stream
         except OSError as exc:
@@ -47,6 +49,33 @@ class UploadRequest(Request):
         super().close()
         for stream in self.__dict__.get("_spooled", ()):
             stream.close()
+
+
+def spool_prefix() -> str:
+    """Return how this host's upload temp files start; the owning process's pid follows."""
+    return f"upload-{socket.gethostname()}-"
+
+
+def sweep_spooled(store: Storage) -> int:
+    """Delete this host's upload temp files whose process is gone (killed mid-upload); return how many."""
+    removed = 0
+    for path in store.tmp.glob(spool_prefix() + "*"):
+        pid = path.name[len(spool_prefix()):].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Tell whether a process with this pid runs here."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, as another user
+    return True
 
 
 def free_mb(store: Storage) -> float:
