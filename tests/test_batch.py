@@ -201,3 +201,15 @@ def test_convert_reports_an_unwritable_output_as_a_failure(tmp_path: Path) -> No
     job: dict[str, Any] = {"ops": [], "format": "png", "quality": None}
     outcome = convert(FileJob(source, blocker / "a.png", "a.png", job))
     assert outcome.status == "failed" and outcome.reason and "exists" in outcome.reason.lower()
+
+
+def test_the_installed_imgjobs_command_runs_batch_too(photos: Path, tmp_path: Path) -> None:
+    script = Path(sys.executable).parent / "imgjobs"  # installed by `make dev` (pip install --editable .)
+    assert script.is_file(), "make dev installs the imgjobs command into the venv"
+    (photos / "trip" / "broken.jpg").unlink()
+    done = subprocess.run([str(script), "batch", str(photos), str(tmp_path / "out"), "--preset", "poster-8"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 done, 0 skipped, 0 failed" in done.stdout
+    helped = subprocess.run([str(script), "batch", "--help"], capture_output=True, text=True, timeout=60)
+    assert "Usage: imgjobs batch [OPTIONS] SOURCE TARGET" in helped.stdout and "--jobs" in helped.stdout

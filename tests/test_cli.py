@@ -56,7 +56,9 @@ def test_submit_a_folder_saves_results_and_reports_failures(service: str, folder
     assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()) == ["a.png", "sub/b.jpg"]
     with Image.open(out / "sub" / "b.jpg") as image:
         assert image.format == "JPEG" and image.width == 32
-    assert "Traceback" not in done.stderr
+    # Not a terminal: a plain line per file, no bars.
+    assert f"finished  sub/b.jpg -> {out / 'sub' / 'b.jpg'}" in done.stderr.splitlines()
+    assert "Traceback" not in done.stderr and "\x1b[" not in done.stderr and "━" not in done.stderr
 
 
 def test_submit_with_a_preset_writes_the_analysis_beside_the_image(service: str, tmp_path: Path) -> None:
