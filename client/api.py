@@ -59,8 +59,7 @@ class Api:
             try:
                 response = self.session.request(method, self.url + path, timeout=TIMEOUT, **kwargs, **extra)
             except requests.ConnectionError:
-                reason = "is the service running? (It also hangs up on uploads over its size limit.)"
-                raise ApiProblem(0, "unreachable", f"Cannot reach {self.url}: {reason}") from None
+                raise ApiProblem(0, "unreachable", f"Cannot reach {self.url}: is the service running?") from None
             except requests.Timeout:
                 raise ApiProblem(0, "timeout", f"{self.url} did not answer within {TIMEOUT:g} s.") from None
             if response.status_code not in RETRY_STATUSES or attempt == RETRIES:
