@@ -224,3 +224,16 @@ def test_without_retry_after_the_pause_doubles(busy_server: tuple[str, type[Busy
     slept: list[float] = []
     assert Api(url, sleep=slept.append).submit(source, {})["id"] == "j1"
     assert slept == [1.0, 2.0, 4.0]
+
+
+def test_an_upload_over_the_size_limit_fails_with_the_apis_reason(redis_server: RedisServer, data_dir: Path,
+                                                                  tmp_path: Path) -> None:
+    server = WebServer(service_env(redis_server.url, data_dir, MAX_UPLOAD_MB="0.05"), quiet=True)
+    try:
+        source = tmp_path / "noise.png"
+        Image.effect_noise((400, 400), 80).save(source)  # about 160 KB: noise does not compress
+        done = imgjobs(server.url, "submit", source, "--no-wait")
+    finally:
+        server.stop()
+    assert done.returncode == 1
+    assert "failed    noise.png: The upload is larger than the limit of 0.05 MB." in done.stdout
