@@ -12,6 +12,8 @@ from werkzeug.utils import secure_filename
 
 from imgjobs.catalog import Budget, describe, validate_steps
 from imgjobs.jobs import MEDIA_TYPES, output_format, output_quality
+from imgjobs.presets import describe as describe_presets
+from imgjobs.presets import steps_for
 from imgjobs.storage import new_job_id
 from web import auth, clients, share, store, uploads, usage
 from web.errors import ApiError
@@ -32,7 +34,7 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
     upload = request.files.get("file")
     if upload is None:
         raise ApiError(400, "missing_file", 'Send the image as a multipart form field named "file".')
-    steps = validate_steps(_parse_ops(_ops_field()), config["MAX_STEPS"])
+    steps = validate_steps(_requested_steps(), config["MAX_STEPS"])
     info = uploads.inspect(uploads.on_disk(upload.stream), config["MAX_PIXELS"])
     Budget(config["MAX_PIXELS"], config["MAX_DIMENSION"]).sizes(steps, info.upright)
     try:
@@ -124,6 +126,7 @@ def list_ops() -> dict[str, Any]:
     config = current_app.config
     return {
         "ops": describe(),
+        "presets": describe_presets(),
         "max_steps": config["MAX_STEPS"],
         "formats": list(MEDIA_TYPES),
         "limits": {"max_upload_mb": config["MAX_UPLOAD_MB"], "max_pixels": config["MAX_PIXELS"],
@@ -167,6 +170,19 @@ def _failure(job: Job) -> dict[str, str]:
     text = (result.exc_string if result else None) or ""
     last = text.strip().splitlines()[-1] if text.strip() else "the job failed"
     return {"code": "job_failed", "message": last}
+
+
+def _requested_steps() -> Any:
+    """Return the steps asked for: the named preset's, or the ops field's."""
+    name = request.form.get("preset")
+    if not name:
+        return _parse_ops(_ops_field())
+    if (_ops_field() or "").strip():
+        raise ApiError(400, "invalid_preset", "Send either a preset or ops, not both.")
+    try:
+        return steps_for(name)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_preset", f"{str(exc).capitalize()}.") from None
 
 
 def _ops_field() -> str | None:
