@@ -242,3 +242,59 @@ def test_make_dev_binds_to_this_machine_only_by_default():
     from imgjobs.config import from_env
 
     assert from_env({})["HOST"] == "127.0.0.1"
+
+
+# ---------------------------------------------------------------- 4. per-client limits and fairness
+
+def post_as(client, address: str, data: bytes | None = None, ops: str = "[]"):
+    """POST a job as the client at `address`; without data, a request that is refused as 400."""
+    fields = {"ops": ops} if data is None else {"file": (io.BytesIO(data), "photo.png"), "ops": ops}
+    return client.post("/api/v1/jobs", data=fields, content_type="multipart/form-data",
+                       environ_base={"REMOTE_ADDR": address})
+
+
+def test_a_client_over_its_rate_gets_429_and_others_do_not(app, client):
+    app.config["RATE_LIMIT"] = "3/minute"
+    for _ in range(3):
+        assert error_of(post_as(client, "10.8.0.1"), 400)["code"] == "missing_file"  # counted all the same
+    response = post_as(client, "10.8.0.1")
+    error = error_of(response, 429)
+    assert error["code"] == "rate_limited" and "3 per 1 minute" in error["message"]
+    assert 0 < int(response.headers["Retry-After"]) <= 60
+    assert error_of(post_as(client, "10.8.0.2"), 400)["code"] == "missing_file"
+
+
+def test_an_api_key_has_its_own_rate(app, client):
+    from flask import g
+
+    def sign_in() -> None:
+        g.key_name, g.key_limits = "batch", {"rate": "2/minute"}
+
+    app.before_request_funcs.setdefault(None, []).insert(0, sign_in)  # as the accounts code does, before limits
+    for _ in range(2):
+        error_of(post_as(client, "10.8.1.1"), 400)
+    assert error_of(post_as(client, "10.8.1.2"), 429)["code"] == "rate_limited"  # the key, from any address
+
+
+def test_a_client_over_its_jobs_cap_gets_429_until_one_ends(app, client):
+    app.config.update(JOBS_PER_CLIENT=2, QUEUE_NAME="limits-nobody-serves")
+    first, second = (post_as(client, "10.8.2.1", make_image()).get_json()["id"] for _ in range(2))
+    response = post_as(client, "10.8.2.1", make_image())
+    error = error_of(response, 429)
+    assert error["code"] == "too_many_jobs" and "2 jobs" in error["message"]
+    assert 5 <= int(response.headers["Retry-After"]) <= 60  # ours, or the rate window's reset if later
+    assert post_as(client, "10.8.2.2", make_image()).status_code == 202  # another client is not held back
+    client.delete(f"/api/v1/jobs/{first}")
+    third = post_as(client, "10.8.2.1", make_image())
+    assert third.status_code == 202, third.data
+    for job_id in (second, third.get_json()["id"]):
+        client.delete(f"/api/v1/jobs/{job_id}")
+
+
+def test_a_heavy_job_goes_to_the_heavy_queue_which_workers_serve_too(app, client, worker, redis_client):
+    app.config["HEAVY_PIXELS"] = 64 * 48 * 2
+    light = finished(client, submit(client, make_image(), []).get_json()["id"])
+    heavy = finished(client, submit(client, make_image(), [{"op": "grayscale"}, {"op": "invert"}]).get_json()["id"])
+    origins = [Job.fetch(j["id"], connection=redis_client, serializer=JSONSerializer).origin for j in (light, heavy)]
+    assert origins == ["images", "images-heavy"]
+    assert light["status"] == heavy["status"] == "finished"

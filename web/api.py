@@ -11,9 +11,9 @@ from rq.job import Job
 from werkzeug.utils import secure_filename
 
 from imgjobs.catalog import Budget, describe, validate_steps
-from imgjobs.jobs import MEDIA_TYPES, output_format, output_quality
+from imgjobs.jobs import MEDIA_TYPES, cost, output_format, output_quality
 from imgjobs.storage import new_job_id
-from web import clients, store, uploads
+from web import clients, limits, store, uploads
 from web.errors import ApiError
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -34,18 +34,19 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
         raise ApiError(400, "missing_file", 'Send the image as a multipart form field named "file".')
     steps = validate_steps(_parse_ops(_ops_field()), config["MAX_STEPS"])
     info = uploads.inspect(uploads.on_disk(upload.stream), config["MAX_PIXELS"])
-    Budget(config["MAX_PIXELS"], config["MAX_DIMENSION"]).sizes(steps, info.upright)
+    sizes = Budget(config["MAX_PIXELS"], config["MAX_DIMENSION"]).sizes(steps, info.upright)
     try:
         fmt = output_format(request.form.get("format"), info.format)
         quality = output_quality(request.form.get("quality"), fmt)
     except ValueError as exc:
         raise ApiError(400, "invalid_output", str(exc)) from None
     job_id = new_job_id()
+    limits.claim(job_id)
     input_info = {**info.as_dict(), "filename": _filename(upload.filename, config["MAX_FILENAME_BYTES"])}
     job_spec = {"ops": steps, "format": fmt, "quality": quality}
     uploads.keep(upload.stream, job_id)
     try:
-        job = store.enqueue(job_id, job_spec, input_info)
+        job = store.enqueue(job_id, job_spec, input_info, heavy=cost([info.upright, *sizes]) > config["HEAVY_PIXELS"])
     except Exception:
         store.storage().remove_upload(job_id)
         raise

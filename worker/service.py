@@ -19,6 +19,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 from rq.timeouts import JobTimeoutException
 from rq.utils import now
+from rq.worker import DequeueStrategy
 
 import worker.ops  # noqa: F401 - imported once here, before the child is forked, so every job starts warm
 import worker.tasks  # noqa: F401
@@ -120,7 +121,9 @@ def _recover(connection: redis.Redis, queue: Queue, storage: Storage, pid: int, 
         job.save_meta()
         job.ended_at = now()
         dead.storage = storage
-        dead.handle_job_failure(job, queue, exc_string=f"The worker process running the job died: {why}")
+        # a retry goes back to the queue the job came from (the heavy one, say)
+        origin = queue if job.origin == queue.name else Queue(job.origin, connection, serializer=JSONSerializer)
+        dead.handle_job_failure(job, origin, exc_string=f"The worker process running the job died: {why}")
     dead.register_death()
 
 
@@ -179,7 +182,7 @@ def main() -> None:
             worker_ttl=WORKER_TTL,
         )
         child.storage = storage
-        child.work(max_jobs=settings["WORKER_MAX_JOBS"])
+        child.work(max_jobs=settings["WORKER_MAX_JOBS"], dequeue_strategy=DequeueStrategy.ROUND_ROBIN)
 
     connection = redis.Redis.from_url(settings["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5)
     queue = Queue(settings["QUEUE_NAME"], connection=connection, serializer=JSONSerializer)
