@@ -298,3 +298,25 @@ def test_a_heavy_job_goes_to_the_heavy_queue_which_workers_serve_too(app, client
     origins = [Job.fetch(j["id"], connection=redis_client, serializer=JSONSerializer).origin for j in (light, heavy)]
     assert origins == ["images", "images-heavy"]
     assert light["status"] == heavy["status"] == "finished"
+
+
+# ---------------------------------------------------------------- 6. Redis is not an open door
+
+def test_redis_wants_the_password(redis_server):
+    stranger = redis.Redis(host="127.0.0.1", port=redis_server.port)
+    with pytest.raises(redis.AuthenticationError):
+        stranger.ping()
+    stranger.close()
+
+
+def test_the_worker_runs_only_its_own_task(client, worker, redis_client, tmp_path):
+    """What RQ would otherwise import and run: any dotted path a job in Redis names."""
+    from rq import Queue
+
+    proof = tmp_path / "owned"
+    job = Queue("images", connection=redis_client, serializer=JSONSerializer).enqueue("os.system", f"touch {proof}")
+    wait_until(lambda: job.get_status(refresh=True) == "failed", what="the job to be refused")
+    job.refresh()
+    assert job.meta["error"]["code"] == "refused_job" and "'os.system'" in job.meta["error"]["message"]
+    assert not proof.exists()
+    assert finished(client, submit(client, make_image(), []).get_json()["id"])["status"] == "finished"

@@ -25,7 +25,7 @@ import worker.ops  # noqa: F401 - imported once here, before the child is forked
 import worker.tasks  # noqa: F401
 from imgjobs import config
 from imgjobs import storage as storages
-from imgjobs.jobs import DEFAULT_QUALITY, MEDIA_TYPES, event_channel, queue_names
+from imgjobs.jobs import DEFAULT_QUALITY, MEDIA_TYPES, TASK, event_channel, queue_names
 from imgjobs.storage import Storage
 from worker import failures, imagefile
 from worker.janitor import sweep
@@ -57,6 +57,19 @@ class ImageWorker(SimpleWorker):
         if job.get_status(refresh=True) not in ("queued", "scheduled", "deferred"):
             tidy(self.storage.remove, job.id)
             self.connection.publish(event_channel(job.id), "ended")
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """Run the job if it names the one task; refuse anything else without importing it."""
+        if job.func_name == TASK:
+            super().execute_job(job, queue)
+            return
+        reason = f"it names {job.func_name!r}; this worker runs only {TASK}"
+        log.warning("refused job %s from queue %s: %s", job.id, queue.name, reason)
+        job.meta["error"] = {"code": "refused_job", "message": f"The worker refused the job: {reason}."}
+        job.save_meta()
+        job.retries_left = 0
+        job.ended_at = now()
+        super().handle_job_failure(job, queue, exc_string=f"Refused: {reason}")  # it has no files to tidy
 
     def run_maintenance_tasks(self) -> None:
         """Besides RQ's own upkeep, delete files whose jobs have expired."""
