@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import redis
-from rq import Queue
+from rq import Queue, Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
@@ -31,6 +31,9 @@ def start_worker(redis_server, data_dir) -> Iterator[Callable[..., WorkerProcess
     yield start
     for process in running:
         process.stop()
+        killed = Worker.find_by_key(Worker.redis_worker_namespace_prefix + process.name, connection=connection)
+        if killed is not None:  # a killed host's registration would linger until its TTL: unlist it for later tests
+            killed.register_death()
     connection.close()
 
 
