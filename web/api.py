@@ -85,14 +85,12 @@ def get_result(job_id: str) -> Response:
     state = store.status(job)
     if state != "finished":
         raise ApiError(409, "job_not_finished", f"The job is {state}; the result exists once it is finished.")
-    result = job.return_value() or {}
-    path = store.storage().result(job.id, result.get("format", ""))
+    fmt = job.args[0]["format"]  # what the worker wrote, read without fetching its return value
+    path = store.storage().result(job.id, fmt)
     if not path.is_file():
         raise ApiError(404, "result_expired", "The result file is gone (expired or deleted); submit the job again.")
     stem = secure_filename(str(job.meta.get("input", {}).get("filename", "")).rsplit(".", 1)[0]) or job.id
-    response = send_file(
-        path, mimetype=MEDIA_TYPES[result["format"]], download_name=f"{stem}.{result['format']}", max_age=3600
-    )
+    response = send_file(path, mimetype=MEDIA_TYPES[fmt], download_name=f"{stem}.{fmt}", max_age=3600)
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 

@@ -48,23 +48,24 @@ def queue() -> Queue:
 
 
 def enqueue(job_id: str, job_spec: dict[str, Any], input_info: dict[str, Any]) -> Job:
-    """Queue a job for the worker, remembering it in the recent list."""
+    """Queue a job for the worker, remembering it in the recent list, in one round trip to Redis."""
     config = current_app.config
     retries = config["JOB_RETRIES"]
-    job = queue().enqueue(
-        TASK,
-        job_spec,
-        job_id=job_id,
-        job_timeout=config["JOB_TIMEOUT"],
-        result_ttl=config["RESULT_TTL"],
-        failure_ttl=config["FAILURE_TTL"],
-        retry=Retry(max=retries) if retries else None,  # requeued at once: no scheduler process needed
-        meta={"progress": 0.0, "input": input_info},
-        description=f"{len(job_spec['ops'])} step(s) on {input_info.get('filename') or job_id}",
-    )
     now = time.time()
     oldest = now - max(config["RESULT_TTL"], config["FAILURE_TTL"])
     with connection().pipeline() as pipe:
+        job = queue().enqueue(
+            TASK,
+            job_spec,
+            job_id=job_id,
+            job_timeout=config["JOB_TIMEOUT"],
+            result_ttl=config["RESULT_TTL"],
+            failure_ttl=config["FAILURE_TTL"],
+            retry=Retry(max=retries) if retries else None,  # requeued at once: no scheduler process needed
+            meta={"progress": 0.0, "input": input_info},
+            description=f"{len(job_spec['ops'])} step(s) on {input_info.get('filename') or job_id}",
+            pipeline=pipe,
+        )
         pipe.zadd(RECENT_KEY, {job_id: now})
         pipe.zremrangebyscore(RECENT_KEY, "-inf", oldest)
         pipe.execute()

@@ -54,6 +54,14 @@ class ImageWorker(SimpleWorker):
             self.storage.remove(job.id)
             self.connection.publish(event_channel(job.id), "ended")
 
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        """Send RQ's heartbeat (three commands) in one round trip when the caller gives no pipeline."""
+        if pipeline is not None:
+            return super().heartbeat(timeout, pipeline)
+        with self.connection.pipeline(transaction=False) as batch:
+            super().heartbeat(timeout, batch)
+            batch.execute()
+
     def run_maintenance_tasks(self) -> None:
         """Besides RQ's own upkeep, delete files whose jobs have expired."""
         super().run_maintenance_tasks()

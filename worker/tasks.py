@@ -21,12 +21,14 @@ def process(job_spec: dict[str, Any]) -> dict[str, Any]:
     storage = Storage(config.from_env()["DATA_DIR"])
 
     def progress(fraction: float) -> None:
-        """Stop here if the job was canceled meanwhile; else record the progress."""
-        if job.connection.exists(stop_key(job.id)):
-            raise JobCanceled(job.id)
-        if fraction:
-            job.meta["progress"] = round(fraction, 4)
-            job.save_meta()
+        """Stop here if the job was canceled meanwhile; else record the progress (one round trip)."""
+        with job.connection.pipeline(transaction=False) as batch:
+            batch.exists(stop_key(job.id))
+            if fraction:
+                job.meta["progress"] = round(fraction, 4)
+                batch.hset(job.key, "meta", job.serializer.dumps(job.meta))  # job.save_meta(), batched
+            if batch.execute()[0]:
+                raise JobCanceled(job.id)
 
     progress(0.0)  # canceled while it waited to start
     return pipeline.process(storage.upload(job.id), storage.result(job.id, job_spec["format"]), job_spec, progress)
