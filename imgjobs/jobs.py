@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import struct
+from collections.abc import Mapping
+from typing import Any
 
 #: The worker's entry point, enqueued by dotted path so the web never imports worker code.
 TASK = "worker.tasks.process"
@@ -36,6 +39,11 @@ ENDED = frozenset({"finished", "failed", "canceled"})
 RECENT_KEY = "imgjobs:recent"
 
 
+def queue_names(config: Mapping[str, Any]) -> list[str]:
+    """Return every queue the workers serve, in the order they take jobs from them."""
+    return [config["QUEUE_NAME"]]
+
+
 def output_format(requested: str | None, input_format: str) -> str:
     """Return the output format: the one requested, else the input's if a web format, else png."""
     if requested:
@@ -52,10 +60,9 @@ def output_quality(requested: str | int | None, fmt: str) -> int | None:
     """Return the encoder quality (1-100) for lossy formats, None for png; refuse bad values either way."""
     quality = None
     if requested not in (None, ""):
-        try:
-            quality = int(str(requested))
-        except ValueError:
-            raise ValueError(f"quality must be an integer from 1 to 100, got {requested!r}") from None
+        if not re.fullmatch(r"[0-9]{1,3}", str(requested), re.ASCII):  # not "1_0", " 50", "٥٠" or "1e2"
+            raise ValueError(f"quality must be an integer from 1 to 100, got {str(requested)[:20]!r}")
+        quality = int(str(requested))
         if not 1 <= quality <= 100:
             raise ValueError(f"quality must be an integer from 1 to 100, got {quality}")
     if fmt not in DEFAULT_QUALITY:

@@ -9,9 +9,8 @@ from typing import Any
 from flask import Flask
 from PIL import Image
 
-from imgjobs import config
-from imgjobs.storage import Storage
-from web import api, errors, health, metrics, openapi, page, store
+from imgjobs import config, storage
+from web import api, auth, errors, health, metrics, openapi, page, store
 from web.uploads import UploadRequest
 
 
@@ -20,16 +19,18 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.request_class = UploadRequest
     app.config.from_mapping(config.from_env())
+    app.config["MAX_FORM_MEMORY_SIZE"] = api.MAX_OPS_BYTES  # a text field (ops, format, quality)
     if test_config:
         app.config.update(test_config)
     app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_UPLOAD_MB"] * 1024 * 1024)
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    Storage(app.config["DATA_DIR"]).ensure()
+    storage.from_config(app.config).ensure()
     _limit_pillow(app.config["MAX_PIXELS"])
     logging.basicConfig(level=logging.INFO)
 
     errors.init_app(app)
     store.init_app(app)
+    auth.init_app(app)  # before anything else that reads the caller's key (limits)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)

@@ -18,7 +18,9 @@ from worker import service as worker_service
 pytestmark = pytest.mark.docker
 
 #: Import name -> conda-forge package, for every third-party module the worker may import.
-CONDA_PACKAGE = {"numpy": "numpy", "PIL": "pillow", "redis": "redis-py", "rq": "rq"}
+CONDA_PACKAGE = {
+    "numpy": "numpy", "PIL": "pillow", "redis": "redis-py", "rq": "rq", "boto3": "boto3", "botocore": "botocore",
+}
 #: conda-forge name -> PyPI name where they differ.
 PYPI_NAME = {"redis-py": "redis"}
 #: Settings compose passes to web and worker with its own defaults (x-app-env).
@@ -154,6 +156,23 @@ def test_web_publishes_a_configurable_port_and_checks_readiness() -> None:
     assert web["depends_on"]["redis"]["condition"] == "service_healthy"
     assert "/readyz" in " ".join(web["healthcheck"]["test"])
     assert web["build"]["dockerfile"] == "Dockerfile.web"
+
+
+def test_compose_serves_without_keys_on_loopback_and_with_keys_from_a_secret(tmp_path: Path) -> None:
+    web = compose_config()["services"]["web"]
+    assert [p["host_ip"] for p in web["ports"]] == ["127.0.0.1"]
+    assert web["environment"]["HOST"] == "0.0.0.0" and web["environment"]["ALLOW_ANONYMOUS"] == "1"
+    keys = tmp_path / "api-keys"
+    keys.write_text("alice " + "k" * 32 + "\n")
+    clean = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "API_KEYS_PATH": str(keys)}
+    both = run(tool("docker-compose"), "--env-file", "/dev/null", "-f", str(COMPOSE_FILE),
+               "-f", str(ROOT / "compose.keys.yaml"), "config", "--format", "json", env=clean).stdout
+    config = json.loads(both)
+    web = config["services"]["web"]
+    assert web["environment"]["API_KEYS_FILE"] == "/run/secrets/api_keys"
+    assert web["environment"]["ALLOW_ANONYMOUS"] == "0"
+    assert [s["source"] for s in web["secrets"]] == ["api_keys"]
+    assert config["secrets"]["api_keys"]["file"] == str(keys)
 
 
 def test_worker_scales_and_outlives_its_job_timeout() -> None:
