@@ -11,6 +11,7 @@ throughput is images a second over a batch, and medians are compared. Printed:
 - large: 12 MP photo-like JPEG -> 1024 px wide JPEG q85 (target >= 1.0x thumbor, stretch 1.2x);
 - small: 640x480 JPEG -> 128 px wide thumbnail (target >= 1.0x thumbor);
 - scaling: this service with 2 workers against 1 on the large work (target >= 1.8x);
+- Redis round trips a job: requests Redis served, over small jobs one after another;
 - web memory: the growth of the gunicorn worker's peak RSS (VmHWM) across one upload of
   nearly MAX_UPLOAD_MB (target within 10 MB).
 """
@@ -86,6 +87,17 @@ class Service:
         if job["status"] != "finished":
             raise RuntimeError(f"the job did not finish: {job}")
         check(session.get(f"{self.url}{job['links']['result']}"), width)
+
+    def round_trips(self, name: str, width: int, count: int = 20) -> float:
+        """Return the requests Redis served a job (its total_reads_processed), over `count` jobs in a row."""
+        def reads() -> int:
+            return int(self.connection.info("stats")["total_reads_processed"])
+
+        with requests.Session() as session:
+            before = reads()
+            for _ in range(count):
+                self.fetch(session, name, width)
+            return (reads() - before - 1) / count  # less the INFO that read `before`
 
     def stop(self) -> None:
         """Stop the web, the workers and Redis."""
@@ -246,13 +258,14 @@ def main(binary: str) -> None:
         try:
             large = throughput({"thumbor": thumbor.fetch, "imgjobs": two.fetch, "imgjobs-1": one.fetch}, "large")
             small = throughput({"thumbor": thumbor.fetch, "imgjobs": two.fetch}, "small")
+            trips = one.round_trips("small.jpg", 128)
         finally:
             for system in (one, two, thumbor):
                 system.stop()
-    report(large, small, before, after)
+    report(large, small, before, after, trips)
 
 
-def report(large: dict[str, float], small: dict[str, float], before: float, after: float) -> None:
+def report(large: dict[str, float], small: dict[str, float], before: float, after: float, trips: float) -> None:
     """Print images a second and every ratio with its target and verdict."""
     print(f"\nThis service against thumbor: {CLIENTS} clients, {ROUNDS} interleaved rounds, medians of images/s")
     print("(this service: upload, ?wait=, download; thumbor: one GET; both 2 processes on this machine)\n")
@@ -269,6 +282,7 @@ def report(large: dict[str, float], small: dict[str, float], before: float, afte
           + ", " + ", ".join(f"small {k} {v:.1f}" for k, v in small.items()))
     print(f"stretch (large >= 1.2x thumbor): {verdict(large['imgjobs'] / large['thumbor'], 1.2)}")
     print(f"web worker peak RSS: {before:.1f} MB before the upload, {after:.1f} MB after")
+    print(f"Redis round trips a job (upload, ?wait=, download; web and worker): {trips:.1f}")
 
 
 if __name__ == "__main__":
