@@ -219,8 +219,11 @@ def web_memory(root: Path, source: Path, small: Path, max_upload_mb: float) -> t
     """Return the web worker's peak RSS before and after one upload of `source` (after a warm-up of `small`)."""
     service = Service(root, small.parent, 1, WEB_CONCURRENCY=1, MAX_UPLOAD_MB=max_upload_mb)
     try:
-        worker_pid = int(subprocess.run(["pgrep", "-P", str(service.web.process.pid)], capture_output=True,
-                                        text=True, check=True).stdout.split()[0])
+        def gunicorn_worker() -> str | None:
+            out = subprocess.run(["pgrep", "-P", str(service.web.process.pid)], capture_output=True, text=True).stdout
+            return next(iter(out.split()), None)
+
+        worker_pid = int(wait_until(gunicorn_worker, what="the gunicorn worker"))
         with requests.Session() as session:
             for path in (small, small):
                 with path.open("rb") as handle:

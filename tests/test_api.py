@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 
 import pytest
 from PIL import Image
@@ -12,15 +11,6 @@ from PIL import Image
 from tests.conftest import download, finished, make_image, submit
 
 pytestmark = pytest.mark.usefixtures("worker")
-
-
-def test_a_photo_sized_upload_over_the_text_field_limit_is_accepted(client, app):
-    buffer = io.BytesIO()
-    Image.frombytes("RGB", (300, 300), os.urandom(300 * 300 * 3)).save(buffer, "PNG")  # noise: about 270 KB
-    assert buffer.tell() > 3 * app.config["MAX_FORM_MEMORY_SIZE"]
-    response = submit(client, buffer.getvalue(), [{"op": "resize", "width": 30}])
-    assert response.status_code == 202, response.get_json()
-    assert finished(client, response.get_json()["id"])["status"] == "finished"
 
 
 def test_upload_resize_and_download(client):

@@ -9,35 +9,12 @@ from typing import IO, Any
 
 from flask import Request, current_app
 from PIL import Image, UnidentifiedImageError
-from werkzeug.datastructures import FileStorage, MultiDict
-from werkzeug.formparser import FormDataParser, MultiPartParser
 
 from imgjobs import storage
 from imgjobs.jobs import DECODE_ERRORS, INPUT_FORMATS
 from web.errors import ApiError
 
 ORIENTATION = 0x0112
-CHUNK = 64 * 1024  # Werkzeug's own read size for multipart bodies
-
-
-class FormParser(FormDataParser):
-    """Werkzeug's form parser, reading multipart bodies in chunks half the text-field limit.
-
-    Werkzeug counts each chunk it reads, file data too, against `max_form_memory_size`; with
-    its 64 KB chunk and a 64 KB limit, every file over about 64 KB was refused with a 413.
-    """
-
-    def _parse_multipart(
-        self, stream: IO[bytes], mimetype: str, content_length: int | None, options: dict[str, str]
-    ) -> tuple[IO[bytes], MultiDict[str, str], MultiDict[str, FileStorage]]:
-        limit = self.max_form_memory_size
-        chunk = min(CHUNK, limit // 2) if limit else CHUNK
-        parser = MultiPartParser(self.stream_factory, limit, self.cls, chunk, self.max_form_parts)
-        boundary = options.get("boundary", "").encode("ascii")
-        if not boundary:
-            raise ValueError("Missing boundary")
-        form, files = parser.parse(stream, boundary, content_length)
-        return stream, form, files
 
 
 class UploadRequest(Request):
@@ -45,8 +22,6 @@ class UploadRequest(Request):
 
     The temp file is deleted when the request ends; `keep()` hands it to the storage first.
     """
-
-    form_data_parser_class = FormParser
 
     def _get_file_stream(
         self, total_content_length: int | None, content_type: str | None, filename: str | None = None,
