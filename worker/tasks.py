@@ -23,7 +23,7 @@ def process(job_spec: dict[str, Any]) -> dict[str, Any]:
     budget = Budget(settings["MAX_PIXELS"], settings["MAX_DIMENSION"])
 
     def progress(fraction: float) -> None:
-        """Stop here if the job was canceled meanwhile; else record the progress (one round trip)."""
+        """Record the progress, and stop here if the job was canceled meanwhile (one round trip to Redis)."""
         with job.connection.pipeline(transaction=False) as batch:
             batch.exists(stop_key(job.id))
             if fraction:
