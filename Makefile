@@ -42,7 +42,18 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-bench: $(VENV)/.dev system-deps
+# thumbor, the peer the benchmark compares with, lives in its own venv: never a dependency of the service.
+BENCH_VENV := .venv-bench
+THUMBOR := thumbor==7.8.0
+
+$(BENCH_VENV)/.thumbor:
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet $(THUMBOR)
+	touch $@
+
+## bench: speed ratios measured side by side in one run (this service against thumbor, queue, HTTP, ops)
+bench: $(VENV)/.dev system-deps $(BENCH_VENV)/.thumbor
+	$(BIN)/python -m bench.thumbor $(BENCH_VENV)/bin/thumbor
 	$(BIN)/python -m bench.queue
 	$(BIN)/python -m bench.ops
 
@@ -51,4 +62,4 @@ lock: $(VENV)/.dev
 	bash scripts/lock.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache
