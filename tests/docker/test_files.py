@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -252,3 +253,18 @@ def test_environment_pins_match_the_locks() -> None:
 def test_environment_python_matches_the_web_image() -> None:
     tag = dockerfile_arg("Dockerfile.web", "PYTHON_IMAGE").split(":")[1]
     assert tag.startswith(conda_pins()["python"] + "-"), (tag, conda_pins()["python"])
+
+
+def test_compose_s3_override_shares_no_volume_between_web_and_workers(tmp_path: Path) -> None:
+    secrets = {"S3_CREDENTIALS_FILE": tmp_path / "credentials", "SEAWEEDFS_S3_CONFIG": tmp_path / "identities.json"}
+    for path in secrets.values():
+        path.write_text("")
+    env = {**os.environ, **{name: str(path) for name, path in secrets.items()}}
+    out = run(tool("docker-compose"), "-f", str(COMPOSE_FILE), "-f", str(ROOT / "compose.s3.yaml"),
+              "config", "--format", "json", env=env).stdout
+    services = json.loads(out)["services"]
+    web, worker = ({v.get("source") for v in services[name]["volumes"]} for name in ("web", "worker"))
+    assert not web & worker - {None}  # an anonymous volume has no source: it is the worker's alone
+    for name in ("web", "worker"):
+        assert services[name]["environment"]["STORAGE_URL"].startswith("s3://")
+        assert "s3_credentials" in {s["source"] for s in services[name]["secrets"]}
