@@ -10,11 +10,11 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || (bash scripts/system-deps.sh python3-venv && $(PYTHON) -m venv --clear $(VENV))
 
 $(VENV)/.runtime: $(BIN)/python requirements/web.txt requirements/worker.txt
-	$(BIN)/pip install --quiet -r requirements/web.txt -r requirements/worker.txt
+	$(BIN)/pip install --quiet --require-hashes -r requirements/web.txt -r requirements/worker.txt
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime requirements/dev.txt
-	$(BIN)/pip install --quiet -r requirements/dev.txt
+	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.txt
 	touch $@
 
 ## dev: run the whole service here (private Redis unless REDIS_URL is set, gunicorn, $WORKERS workers)
