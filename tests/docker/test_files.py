@@ -19,7 +19,9 @@ pytestmark = pytest.mark.docker
 
 #: Import name -> package in environment.yml (conda-forge or, in its pip: section, PyPI), for
 #: every third-party module the worker may import.
-ENV_PACKAGE = {"numpy": "numpy", "PIL": "pillow", "redis": "redis", "rq": "rq"}
+ENV_PACKAGE = {
+    "numpy": "numpy", "PIL": "pillow", "redis": "redis", "rq": "rq", "boto3": "boto3", "botocore": "botocore",
+}
 #: What the conda section holds beyond requirements/worker.txt: the interpreter and pip itself.
 CONDA_ONLY = {"python", "pip"}
 #: conda-forge name -> PyPI name where they differ.
