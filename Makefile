@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test test-docker lint bench lock system-deps clean
+.PHONY: dev test test-docker test-conda lint bench lock system-deps clean
 
 # Debian's own python3 needs the python3-venv package for this.
 $(BIN)/python:
@@ -32,6 +32,10 @@ test: $(VENV)/.dev system-deps
 ## test-docker: build the images and run the real compose.yaml (needs root for the engine)
 test-docker: $(VENV)/.dev
 	bash scripts/test-docker.sh
+
+## test-conda: build the worker image through Dockerfile.worker's conda stage, offline (a local channel), and run a job in it
+test-conda: $(VENV)/.dev system-deps
+	bash scripts/test-conda.sh
 
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .

@@ -20,14 +20,15 @@ rm -rf "$(dirname "$tarball")"
 "$dest/bin/python" "$dest/bin/conda-unpack"
 
 # What a runtime never needs: package metadata, headers, static libraries, the
-# linker conda ships for builds, conda-pack's own scripts, pip (the env is never
+# linker conda ships for builds and python-config (which conda-unpack leaves
+# pointing at the build prefix), conda-pack's own scripts, pip (the env is never
 # changed after this), Tcl/Tk 8 and 9, docs, test suites and bytecode caches.
 # The worker imports once per process, so in-memory compiles cost it little.
 cd "$dest"
 rm -rf conda-meta include share/doc share/man share/info compiler_compat \
     x86_64-conda-linux-gnu bin/x86_64-conda-linux-gnu-ld bin/x86_64-conda_cos*-ld \
     bin/conda-unpack bin/conda_unpack_progress.py bin/activate bin/activate.* bin/deactivate \
-    bin/pip bin/pip3* bin/idle* bin/2to3* bin/wish* bin/tclsh* \
+    bin/pip bin/pip3* bin/idle* bin/2to3* bin/wish* bin/tclsh* bin/python*-config bin/python*-gdb.py \
     lib/libtk* lib/libtcl* lib/tk8* lib/tcl8* lib/tk9* lib/tcl9* lib/itcl* lib/thread2* \
     lib/pkgconfig lib/cmake lib/python3*/config-3* \
     lib/python3*/site-packages/pip lib/python3*/site-packages/pip-*.dist-info \

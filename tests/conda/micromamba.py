@@ -1,3 +1,4 @@
+#!/usr/bin/env python3
 """Stand-in for micromamba where no conda channel can be reached, installed as `micromamba`.
 
 It takes the two commands Dockerfile.worker gives, `create --yes --prefix P --file ENV.yml`
