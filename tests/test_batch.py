@@ -213,3 +213,16 @@ def test_the_installed_imgjobs_command_runs_batch_too(photos: Path, tmp_path: Pa
     assert "3 done, 0 skipped, 0 failed" in done.stdout
     helped = subprocess.run([str(script), "batch", "--help"], capture_output=True, text=True, timeout=60)
     assert "Usage: imgjobs batch [OPTIONS] SOURCE TARGET" in helped.stdout and "--jobs" in helped.stdout
+
+
+def test_an_output_folder_inside_the_input_is_not_read_and_nothing_overwrites_its_input(photos: Path) -> None:
+    (photos / "trip" / "broken.jpg").unlink()
+    inside = photos / "converted"
+    first = run_batch(photos, inside, "--format", "png")
+    assert first.returncode == 0 and "3 done" in first.stdout, first.stdout + first.stderr
+    again = run_batch(photos, inside, "--format", "png")
+    assert "0 done, 3 skipped, 0 failed" in again.stdout  # converted/ itself is not taken as input
+    before = (photos / "a.png").read_bytes()
+    in_place = run_batch(photos, photos, "--format", "png")
+    assert in_place.returncode == 1 and "failed  a.png: it would overwrite itself" in in_place.stdout
+    assert (photos / "a.png").read_bytes() == before

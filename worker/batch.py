@@ -59,23 +59,26 @@ def plan(source: Path, target: Path, job_spec: dict[str, Any]) -> tuple[list[Fil
     """
     jobs: dict[Path, FileJob] = {}
     clashes = []
-    for path in sorted(_images(source)):
+    for path in sorted(_images(source, skip=target)):
         name = path.relative_to(source).as_posix()
         fmt = output_format(job_spec["format"], IMAGE_SUFFIXES[path.suffix.lower()])
         output = target / path.relative_to(source).with_suffix(OUTPUT_SUFFIXES[fmt])
-        if output in jobs:
-            reason = f"its output {output.relative_to(target)} is already written from {jobs[output].name}"
-            clashes.append(Outcome(name, str(output), "failed", reason))
+        clash = "it would overwrite itself" if output.resolve() == path.resolve() else (
+            f"its output {output.relative_to(target)} is already written from {jobs[output].name}"
+            if output in jobs else None)
+        if clash:
+            clashes.append(Outcome(name, str(output), "failed", clash))
             continue
         spec = {**job_spec, "format": fmt, "quality": output_quality(job_spec["quality"], fmt)}
         jobs[output] = FileJob(path, output, name, spec)
     return list(jobs.values()), clashes
 
 
-def _images(folder: Path) -> Iterator[Path]:
-    """Yield the image files under `folder`, at any depth, leaving out hidden files and folders."""
+def _images(folder: Path, skip: Path) -> Iterator[Path]:
+    """Yield the image files under `folder`, at any depth, leaving out hidden ones and the folder `skip`."""
+    skipped = skip.resolve()
     for root, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        dirs[:] = [d for d in dirs if not d.startswith(".") and (Path(root) / d).resolve() != skipped]
         for file in files:
             if not file.startswith(".") and Path(file).suffix.lower() in IMAGE_SUFFIXES:
                 yield Path(root) / file
@@ -104,6 +107,8 @@ def convert(task: FileJob) -> Outcome:
             _write_json(sidecar(task.output), {"source": task.name, "result": result})
     except (imagefile.ImageError, OSError, ValueError) as exc:
         return Outcome(task.name, str(task.output), "failed", str(exc))
+    except MemoryError:
+        return Outcome(task.name, str(task.output), "failed", "it needs more memory than there is")
     return Outcome(task.name, str(task.output), "done")
 
 
