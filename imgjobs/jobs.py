@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Mapping
 from typing import Any
@@ -67,10 +68,9 @@ def output_quality(requested: str | int | None, fmt: str) -> int | None:
     """Return the encoder quality (1-100) for lossy formats, None for png; refuse bad values either way."""
     quality = None
     if requested not in (None, ""):
-        try:
-            quality = int(str(requested))
-        except ValueError:
-            raise ValueError(f"quality must be an integer from 1 to 100, got {requested!r}") from None
+        if not re.fullmatch(r"[0-9]{1,3}", str(requested), re.ASCII):  # not "1_0", " 50", "٥٠" or "1e2"
+            raise ValueError(f"quality must be an integer from 1 to 100, got {str(requested)[:20]!r}")
+        quality = int(str(requested))
         if not 1 <= quality <= 100:
             raise ValueError(f"quality must be an integer from 1 to 100, got {quality}")
     if fmt not in DEFAULT_QUALITY:

@@ -114,6 +114,14 @@ def test_the_pixel_limit_applies_as_for_jobs(photos: Path, tmp_path: Path) -> No
     assert (tmp_path / "out" / "a.png").is_file()
 
 
+def test_a_step_over_the_pixel_budget_fails_its_file(photos: Path, tmp_path: Path) -> None:
+    pad = '[{"op": "pad", "width": 200, "height": 200}]'
+    done = run_batch(photos, tmp_path / "out", "--ops", pad, MAX_PIXELS="10000")
+    assert done.returncode == 1
+    assert "failed  a.png: step 1 (pad) would make a 200x200 image; the limit is 10,000 pixels" in done.stdout
+    assert not (tmp_path / "out" / "a.png").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

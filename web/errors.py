@@ -6,10 +6,10 @@ import logging
 from typing import Any
 
 import redis
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from imgjobs.catalog import StepError
+from imgjobs.catalog import StepError, TooManyPixels
 
 log = logging.getLogger(__name__)
 
@@ -19,6 +19,11 @@ HTTP_MESSAGES = {
     405: ("method_not_allowed", "This URL does not accept that HTTP method."),
     413: ("upload_too_large", "The upload is larger than the limit of {max_mb:g} MB."),
 }
+
+
+FIELD_TOO_LARGE = (
+    "A text field or a part's headers (its filename) are over {field_kb} KB, or the form has over {parts} parts."
+)
 
 
 class ApiError(Exception):
@@ -49,6 +54,10 @@ def init_app(app: Flask) -> None:
     def step_error(exc: StepError) -> Response:
         return error_response(400, "invalid_ops", str(exc), step=exc.step, param=exc.param)
 
+    @app.errorhandler(TooManyPixels)
+    def too_many_pixels(exc: TooManyPixels) -> Response:
+        return error_response(422, "too_many_pixels", str(exc), step=exc.step)
+
     @app.errorhandler(redis.RedisError)
     def redis_down(exc: redis.RedisError) -> Response:
         log.warning("redis unavailable: %s", exc)
@@ -58,7 +67,11 @@ def init_app(app: Flask) -> None:
     def http_error(exc: HTTPException) -> Response:
         status = exc.code or 500
         code, message = HTTP_MESSAGES.get(status, (_snake(exc.name), exc.description or exc.name))
-        response = error_response(status, code, message.format(max_mb=app.config["MAX_UPLOAD_MB"]))
+        if status == 413 and (request.content_length or 0) <= (app.config["MAX_CONTENT_LENGTH"] or 0):
+            code, message = "field_too_large", FIELD_TOO_LARGE  # the body is within the limit, a field is not
+        limits = {"max_mb": app.config["MAX_UPLOAD_MB"], "field_kb": app.config["MAX_FORM_MEMORY_SIZE"] // 1024,
+                  "parts": app.config["MAX_FORM_PARTS"]}
+        response = error_response(status, code, message.format(**limits))
         for name, value in exc.get_headers():
             if name.lower() != "content-type":
                 response.headers[name] = value  # e.g. Allow on a 405

@@ -26,10 +26,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 
 from imgjobs import config
-from imgjobs.catalog import CATALOG, StepError, validate_steps
+from imgjobs.catalog import CATALOG, Budget, StepError, validate_steps
 from imgjobs.jobs import IMAGE_SUFFIXES, OUTPUT_SUFFIXES, output_format, output_quality
 from imgjobs.presets import steps_for
 from worker import imagefile, pipeline
+from worker.service import limit_memory
 
 
 @dataclass(frozen=True)
@@ -98,11 +99,11 @@ def fresh(task: FileJob, analysis: bool) -> bool:
         return False
 
 
-def convert(task: FileJob) -> Outcome:
-    """Run the job spec on one file; a file that cannot be processed fails with the reason."""
+def convert(task: FileJob, budget: Budget | None = None) -> Outcome:
+    """Run the job spec on one file within `budget`; a file that cannot be processed fails with the reason."""
     try:
         task.output.parent.mkdir(parents=True, exist_ok=True)
-        result = pipeline.process(task.source, task.output, task.spec)
+        result = pipeline.process(task.source, task.output, task.spec, budget=budget)
         if result["analysis"]:
             _write_json(sidecar(task.output), {"source": task.name, "result": result})
     except (imagefile.ImageError, OSError, ValueError) as exc:
@@ -124,20 +125,22 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
-def limit_pixels(max_pixels: int) -> None:
-    """Refuse images over `max_pixels` as the worker does (imagefile.load turns the warning into ImageError)."""
-    Image.MAX_IMAGE_PIXELS = max_pixels
+def limit(settings: dict[str, Any]) -> None:
+    """Apply the worker's limits to this process: MAX_PIXELS for decoding, the worker child's memory cap."""
+    Image.MAX_IMAGE_PIXELS = settings["MAX_PIXELS"]  # imagefile.load turns Pillow's warning into ImageError
     warnings.simplefilter("error", Image.DecompressionBombWarning)
+    limit_memory(config.memory_limit(settings))
 
 
-def run(tasks: list[FileJob], jobs: int, max_pixels: int, done: Callable[[Outcome], None]) -> list[Outcome]:
+def run(tasks: list[FileJob], jobs: int, settings: dict[str, Any], done: Callable[[Outcome], None]) -> list[Outcome]:
     """Convert every task over `jobs` processes, calling `done` as each one ends; return the outcomes."""
-    limit_pixels(max_pixels)
+    budget = Budget(settings["MAX_PIXELS"], settings["MAX_DIMENSION"])
     if jobs == 1 or len(tasks) < 2:
-        return [_report(convert(task), done) for task in tasks]
+        limit(settings)
+        return [_report(convert(task, budget), done) for task in tasks]
     outcomes = []
-    with ProcessPoolExecutor(min(jobs, len(tasks)), initializer=limit_pixels, initargs=(max_pixels,)) as pool:
-        futures: dict[Future[Outcome], FileJob] = {pool.submit(convert, task): task for task in tasks}
+    with ProcessPoolExecutor(min(jobs, len(tasks)), initializer=limit, initargs=(settings,)) as pool:
+        futures: dict[Future[Outcome], FileJob] = {pool.submit(convert, task, budget): task for task in tasks}
         for future in as_completed(futures):
             try:
                 outcome = future.result()
@@ -216,7 +219,7 @@ def command(source: Path, target: Path, ops: str | None, preset: str | None, fmt
     started = time.monotonic()
     console = Console(stderr=True)
     with _progress(console, len(todo)) as done:
-        outcomes += run(todo, jobs, settings["MAX_PIXELS"], done)
+        outcomes += run(todo, jobs, settings, done)
     failed = summarise(outcomes, time.monotonic() - started, report)
     sys.exit(1 if failed else 0)
 
