@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -60,13 +61,17 @@ class RedisServer:
         if binary is None:
             raise RuntimeError("redis-server is not installed: `make test` installs it (apt-get install redis-server)")
         self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.password = secrets.token_hex(16)  # as in production: nothing reaches it without the password
+        self.url = f"redis://:{self.password}@127.0.0.1:{self.port}/0"
         self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(directory), "--save", "",
+            [binary, "-", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(directory), "--save", "",
              "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL,
+            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
         )
-        client = redis.Redis(port=self.port)
+        assert self.process.stdin is not None
+        self.process.stdin.write(f"requirepass {self.password}\n".encode())  # on stdin, not in `ps`
+        self.process.stdin.close()
+        client = redis.Redis.from_url(self.url)
         wait_until(lambda: _pings(client), what="redis-server to start")
         client.close()
 

@@ -29,11 +29,12 @@ FIELD_TOO_LARGE = (
 class ApiError(Exception):
     """An error the client can act on, with its HTTP status and a short code."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
 
 
 def error_response(status: int, code: str, message: str, **detail: Any) -> Response:
@@ -48,7 +49,9 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError) -> Response:
-        return error_response(exc.status, exc.code, exc.message)
+        response = error_response(exc.status, exc.code, exc.message)
+        response.headers.update(exc.headers)
+        return response
 
     @app.errorhandler(StepError)
     def step_error(exc: StepError) -> Response:
@@ -65,6 +68,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
+        if exc.response is not None:  # built with error_response already (e.g. a rate limit's answer)
+            return exc.response  # type: ignore[return-value]
         status = exc.code or 500
         code, message = HTTP_MESSAGES.get(status, (_snake(exc.name), exc.description or exc.name))
         if status == 413 and (request.content_length or 0) <= (app.config["MAX_CONTENT_LENGTH"] or 0):
