@@ -17,3 +17,12 @@ accesslog = "-"
 errorlog = "-"
 # Tell the app it is behind nothing by default; set FORWARDED_ALLOW_IPS when behind a proxy.
 forwarded_allow_ips = "127.0.0.1"
+
+
+def on_starting(server):
+    """Refuse to listen beyond loopback without API keys, unless ALLOW_ANONYMOUS=1 says so on purpose."""
+    from web.auth import open_bind_problem
+
+    problem = open_bind_problem(server.cfg.address, _settings)
+    if problem:
+        raise RuntimeError(problem)  # gunicorn prints "Error: <problem>" and exits with status 1

@@ -36,6 +36,15 @@ SETTINGS: dict[str, tuple[type, Any]] = {
     "STORAGE_URL": (str, ""),
     "S3_ENDPOINT_URL": (str, ""),
     "RESULT_REDIRECT": (int, 0),
+    # Reliability under faults (issue #13)
+    "WORKER_LOST_AFTER": (int, 20),
+    # accounts: API keys, private jobs, signed share links (README "API keys")
+    "API_KEYS_FILE": (str, ""),
+    "ALLOW_ANONYMOUS": (int, 0),
+    "SIGNING_KEY": (str, ""),
+    "SIGNING_KEY_FILE": (str, ""),
+    "SHARE_TTL": (int, 3600),
+    "METRICS_TOKEN": (str, ""),
 }
 
 

@@ -173,6 +173,14 @@ class WorkerProcess:
         """Return the pid of the process running jobs."""
         return int(wait_until(lambda: next(iter(self.children()), None), what="the worker child"))
 
+    def kill_host(self) -> None:
+        """SIGKILL the supervisor and its child at once, as when the worker's container or host dies."""
+        children = self.children()
+        self.process.kill()
+        for pid in children:
+            os.kill(pid, signal.SIGKILL)
+        self.process.wait()
+
     def stop(self) -> None:
         """Ask for a warm shutdown and wait for it."""
         stop(self.process)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, Response, current_app, redirect, request, send_file, url_for
+from flask import Blueprint, Response, current_app, g, redirect, request, send_file, url_for
 from flask.typing import ResponseReturnValue
 from rq.job import Job
 from werkzeug.utils import secure_filename
@@ -13,7 +13,7 @@ from werkzeug.utils import secure_filename
 from imgjobs.catalog import Budget, describe, validate_steps
 from imgjobs.jobs import MEDIA_TYPES, cost, output_format, output_quality
 from imgjobs.storage import new_job_id
-from web import clients, limits, store, uploads
+from web import auth, clients, limits, share, store, uploads, usage
 from web.errors import ApiError
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -46,10 +46,12 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
     job_spec = {"ops": steps, "format": fmt, "quality": quality}
     uploads.keep(upload.stream, job_id)
     try:
-        job = store.enqueue(job_id, job_spec, input_info, heavy=cost([info.upright, *sizes]) > config["HEAVY_PIXELS"])
+        heavy = cost([info.upright, *sizes]) > config["HEAVY_PIXELS"]
+        job = store.enqueue(job_id, job_spec, input_info, auth.owner(), heavy)
     except Exception:
         store.storage().remove_upload(job_id)
         raise
+    usage.count_job()
     return view(job), 202, {"Location": url_for("api.get_job", job_id=job_id)}
 
 
@@ -58,7 +60,7 @@ def list_jobs() -> dict[str, Any]:
     """List recent jobs, newest first, a page at a time."""
     page = _int_arg("page", 1, 1, MAX_PAGE)
     per_page = _int_arg("per_page", 20, 1, MAX_PER_PAGE)
-    jobs, total = store.recent(page, per_page)
+    jobs, total = store.recent(page, per_page, auth.scope())
     links = {"self": url_for("api.list_jobs", page=page, per_page=per_page)}
     if page * per_page < total:
         links["next"] = url_for("api.list_jobs", page=page + 1, per_page=per_page)
@@ -69,13 +71,13 @@ def list_jobs() -> dict[str, Any]:
 def get_job(job_id: str) -> dict[str, Any]:
     """Report a job, long-polling up to ?wait=N seconds for it to end."""
     wait = _float_arg("wait", 0.0, 0.0, MAX_WAIT)
-    return view(store.wait(store.fetch(job_id), wait))
+    return view(store.wait(store.fetch(job_id, auth.scope()), wait))
 
 
 @bp.delete("/jobs/<job_id>")
 def delete_job(job_id: str) -> Response | dict[str, Any]:
     """Cancel a queued job, stop a running one, or delete an ended one and its files."""
-    job = store.fetch(job_id)
+    job = store.fetch(job_id, auth.scope())
     if store.cancel(job):
         return Response(status=204)
     return view(job)
@@ -83,8 +85,8 @@ def delete_job(job_id: str) -> Response | dict[str, Any]:
 
 @bp.get("/jobs/<job_id>/result")
 def get_result(job_id: str) -> ResponseReturnValue:
-    """Serve a finished job's image."""
-    job = store.fetch(job_id)
+    """Serve a finished job's image (to its key, or to anyone with a signed link)."""
+    job = store.fetch(job_id, auth.scope())
     state = store.status(job)
     if state != "finished":
         raise ApiError(409, "job_not_finished", f"The job is {state}; the result exists once it is finished.")
@@ -111,8 +113,10 @@ def get_result(job_id: str) -> ResponseReturnValue:
     response.headers["X-Content-Type-Options"] = "nosniff"
     # Only the caller's own cache may keep it; with API keys on, none at all.
     response.headers["Cache-Control"] = "no-store" if clients.current().startswith("key:") else "private, max-age=3600"
-    if current_app.config["RESULT_RESOURCE_POLICY"]:
-        response.headers["Cross-Origin-Resource-Policy"] = current_app.config["RESULT_RESOURCE_POLICY"]
+    # A share link is made to be embedded anywhere (an <img> on another site); everything else stays same-origin.
+    policy = "cross-origin" if g.get("shared_link") else current_app.config["RESULT_RESOURCE_POLICY"]
+    if policy:
+        response.headers["Cross-Origin-Resource-Policy"] = policy
     return response
 
 
@@ -150,6 +154,8 @@ def view(job: Job) -> dict[str, Any]:
     }
     if state == "finished":
         out["result"] = job.return_value()
+        if auth.keys_on():
+            out["links"]["share"] = share.link(job.id)
     elif state == "failed":
         out["error"] = job.meta.get("error") or _failure(job)
     elif state == "canceled":

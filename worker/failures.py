@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rq.exceptions import AbandonedJobError
 from rq.timeouts import JobTimeoutException
 
 from imgjobs.catalog import TooManyPixels
@@ -16,6 +17,8 @@ class JobCanceled(Exception):
 
 def explain(exc: BaseException, timeout: int | None = None) -> tuple[dict[str, str], bool]:
     """Return the API's error object for `exc` and whether retrying may succeed."""
+    if isinstance(exc, AbandonedJobError):  # RQ's own registry cleanup found it
+        return lost(), True
     if isinstance(exc, JobCanceled):
         return _error("canceled", "The job was canceled while it was running."), False
     if isinstance(exc, ImageError):
@@ -38,6 +41,11 @@ def explain(exc: BaseException, timeout: int | None = None) -> tuple[dict[str, s
 def crashed(why: str) -> dict[str, str]:
     """Describe a job whose worker process died under it (killed, out of memory, crashed)."""
     return _error("worker_crashed", f"The process running this job died ({why}); it may have run out of memory.")
+
+
+def lost() -> dict[str, str]:
+    """Describe a job whose whole worker (supervisor and child: a host or container) stopped answering."""
+    return _error("worker_lost", "The worker running this job stopped answering (its host or container died).")
 
 
 def _error(code: str, message: str) -> dict[str, Any]:

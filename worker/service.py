@@ -8,6 +8,7 @@ import os
 import resource
 import socket
 import sys
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -25,9 +26,9 @@ import worker.ops  # noqa: F401 - imported once here, before the child is forked
 import worker.tasks  # noqa: F401
 from imgjobs import config
 from imgjobs import storage as storages
-from imgjobs.jobs import DEFAULT_QUALITY, MEDIA_TYPES, TASK, event_channel, queue_names
+from imgjobs.jobs import DEFAULT_QUALITY, MEDIA_TYPES, TASK, event_channel, queue_names, stop_key
 from imgjobs.storage import Storage
-from worker import failures, imagefile
+from worker import failures, imagefile, reaper
 from worker.janitor import sweep
 from worker.supervisor import Supervisor
 
@@ -40,6 +41,11 @@ class ImageWorker(SimpleWorker):
     """An RQ worker that runs jobs in its own process, explains failures and tidies files."""
 
     storage: Storage
+    lost_after: int  # seconds without a heartbeat before a running job counts as abandoned
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        """Let a running job's registry entry lapse `lost_after` seconds after the last heartbeat."""
+        return self.lost_after
 
     def handle_job_success(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> None:
         """Record the success, drop the upload, and wake anyone waiting on the job."""
@@ -129,6 +135,8 @@ def _recover(connection: redis.Redis, queue: Queue, storage: Storage, pid: int, 
             timeout = int(job.timeout) if job.timeout else None
             job.meta["error"] = failures.explain(JobTimeoutException("hard limit"), timeout)[0]
             job.retries_left = 0
+        elif why == "canceled":
+            job.meta["error"] = failures.explain(failures.JobCanceled(job.id))[0]
         else:
             job.meta["error"] = failures.crashed(why)
         job.save_meta()
@@ -140,14 +148,55 @@ def _recover(connection: redis.Redis, queue: Queue, storage: Storage, pid: int, 
     dead.register_death()
 
 
-def overdue(connection: redis.Redis, pid: int) -> bool:
-    """Tell whether the child's current job has run well past its timeout (stuck in C code)."""
-    try:
-        child = find_child(connection, pid)
-    except redis.RedisError:
-        return False  # cannot tell now; the child's own timeout still applies
-    job = child.get_current_job() if child else None
-    if job is None or job.started_at is None or not job.timeout or job.timeout < 0:
+class Watch:
+    """What the supervisor checks every poll: its busy child's heartbeat, stuck or canceled jobs, lost jobs."""
+
+    def __init__(self, connection: redis.Redis, queue: Queue, storage: Storage, lost_after: int) -> None:
+        self.connection = connection
+        self.queue = queue
+        self.storage = storage
+        self.lost_after = lost_after
+        self.every = max(1.0, lost_after / 4)  # heartbeat and reaper period: several beats before a job lapses
+        self.next_beat = self.next_reap = 0.0
+        self.healthy_since: float | None = time.monotonic()
+
+    def __call__(self, pid: int) -> str | None:
+        """Return why the child must be killed now, or None; never raise on Redis trouble."""
+        try:
+            why = self._check(pid)
+        except redis.RedisError:
+            self.healthy_since = None  # cannot tell now; the child's own timeout still applies
+            return None
+        if self.healthy_since is None:
+            self.healthy_since = time.monotonic()
+        return why
+
+    def _check(self, pid: int) -> str | None:
+        """Beat for the child's job, say if it must die, and now and then reap other workers' lost jobs."""
+        clock = time.monotonic()
+        child = find_child(self.connection, pid)
+        job = child.get_current_job() if child else None
+        if child is not None and job is not None:
+            if self.connection.exists(stop_key(job.id)):
+                return "canceled"
+            if overdue(job):
+                return "timeout"
+            execution = child.execution
+            if clock >= self.next_beat and execution is not None:
+                child.lost_after = self.lost_after
+                child.maintain_heartbeats(job, execution)
+                self.next_beat = clock + self.every
+        # After a Redis outage every worker needs a beat to renew its jobs before anyone reaps.
+        settled = self.healthy_since is not None and clock - self.healthy_since > 2 * self.every
+        if settled and clock >= self.next_reap:
+            reaper.reap(self.queue, self.storage, self.every)
+            self.next_reap = clock + self.every
+        return None
+
+
+def overdue(job: Job) -> bool:
+    """Tell whether a running job has run well past its timeout (stuck in C code)."""
+    if job.started_at is None or not job.timeout or job.timeout < 0:
         return False
     return (now() - job.started_at).total_seconds() > job.timeout + HARD_LIMIT_GRACE
 
@@ -195,6 +244,7 @@ def main() -> None:
             worker_ttl=WORKER_TTL,
         )
         child.storage = storage
+        child.lost_after = settings["WORKER_LOST_AFTER"]
         child.work(max_jobs=settings["WORKER_MAX_JOBS"], dequeue_strategy=DequeueStrategy.ROUND_ROBIN)
 
     connection = redis.Redis.from_url(settings["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5)
@@ -202,6 +252,6 @@ def main() -> None:
     supervisor = Supervisor(
         run_child,
         on_death=lambda pid, why: recover(connection, queue, storage, pid, why),
-        overdue=lambda pid: overdue(connection, pid),
+        check=Watch(connection, queue, storage, settings["WORKER_LOST_AFTER"]),
     )
     sys.exit(supervisor.run())
