@@ -40,6 +40,7 @@ lint: $(VENV)/.dev
 bench: $(VENV)/.dev system-deps
 	$(BIN)/python -m bench.queue
 	$(BIN)/python -m bench.ops
+	$(BIN)/python -m bench.abuse
 
 ## lock: recompile the pinned requirements/*.txt from requirements/*.in
 lock: $(VENV)/.dev

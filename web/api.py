@@ -174,14 +174,22 @@ def _failure(job: Job) -> dict[str, str]:
 def _ops_field() -> str | None:
     """Return the ops field, whether sent as text (-F 'ops=[...]') or as a file (-F ops=@steps.json)."""
     if "ops" not in request.files:
-        return request.form.get("ops")
+        text = request.form.get("ops")
+        if text is not None and len(text) > MAX_OPS_BYTES:
+            raise _ops_too_big()
+        return text
     raw = request.files["ops"].read(MAX_OPS_BYTES + 1)
     if len(raw) > MAX_OPS_BYTES:
-        raise ApiError(400, "invalid_ops", f"ops is over {MAX_OPS_BYTES // 1024} KB; a job has at most a few steps.")
+        raise _ops_too_big()
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ApiError(400, "invalid_ops", "ops is not UTF-8 text; send a JSON list of steps.") from None
+
+
+def _ops_too_big() -> ApiError:
+    """Say the ops are longer than any job needs."""
+    return ApiError(400, "invalid_ops", f"ops is over {MAX_OPS_BYTES // 1024} KB; a job has at most a few steps.")
 
 
 def _parse_ops(raw: str | None) -> Any:
