@@ -21,6 +21,14 @@ DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.
 
 DEFAULT_QUALITY = {"jpeg": 85, "webp": 80}
 
+#: File name endings taken as images (any case) where a folder is walked (batch, the client), with their format.
+IMAGE_SUFFIXES = {
+    ".jpg": "JPEG", ".jpeg": "JPEG", ".mpo": "JPEG", ".png": "PNG", ".apng": "PNG", ".gif": "GIF",
+    ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP",
+}
+#: The file name ending of each output format.
+OUTPUT_SUFFIXES = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
+
 #: RQ's statuses folded into the five the API promises.
 STATUSES = {
     "created": "queued",

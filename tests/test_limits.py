@@ -223,7 +223,19 @@ def test_quality_takes_only_plain_digits(client, quality):
 def test_a_big_text_field_is_413_saying_which_limit(client):
     fields = {"file": (io.BytesIO(make_image()), "photo.png"), "format": "x" * 600_000}
     error = error_of(post_in_memory(client, fields), 413)
-    assert error["code"] == "field_too_large" and "488 KB" in error["message"] and "25 MB" not in error["message"]
+    assert error["code"] == "field_too_large" and "256 KB" in error["message"] and "25 MB" not in error["message"]
+
+
+def test_an_upload_far_over_the_field_limit_is_still_a_file_not_a_field(client):
+    import numpy as np
+    from PIL import Image
+
+    buffer = io.BytesIO()  # noise does not compress: a PNG of well over 1 MB, sixteen times the field limit
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (900, 900, 3), dtype=np.uint8)).save(buffer, "PNG")
+    data = buffer.getvalue()
+    assert len(data) > 1_000_000
+    response = post_in_memory(client, {"file": (io.BytesIO(data), "photo.png"), "ops": "[]"})
+    assert response.status_code == 202, response.get_json()
 
 
 # ---------------------------------------------------------------- 8. safe defaults

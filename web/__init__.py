@@ -19,6 +19,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.request_class = UploadRequest
     app.config.from_mapping(config.from_env())
+    app.config["MAX_FORM_MEMORY_SIZE"] = api.MAX_FIELD_BYTES  # a text field or a part's headers
     if test_config:
         app.config.update(test_config)
     app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_UPLOAD_MB"] * 1024 * 1024)

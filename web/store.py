@@ -51,9 +51,10 @@ def queue(heavy: bool = False) -> Queue:
     return Queue(name, connection=connection(), serializer=JSONSerializer)
 
 
-def enqueue(job_id: str, job_spec: dict[str, Any], input_info: dict[str, Any], owner: str | None = None,
-            heavy: bool = False) -> Job:
-    """Queue a job for the worker, remembering it in the recent lists (everyone's and its owner's)."""
+def enqueue(
+    job_id: str, job_spec: dict[str, Any], input_info: dict[str, Any], owner: str | None = None, heavy: bool = False
+) -> Job:
+    """Queue a job for the worker (on the heavy queue when `heavy`), remembering it in the recent lists."""
     config = current_app.config
     retries = config["JOB_RETRIES"]
     job = queue(heavy).enqueue(
