@@ -31,7 +31,8 @@ from rq.serializers import JSONSerializer
 from bench import images
 from imgjobs.catalog import validate_steps
 from imgjobs.jobs import TASK, event_channel
-from imgjobs.storage import Storage, new_job_id
+from imgjobs.storage import new_job_id
+from imgjobs.storage.local import LocalStorage
 from tests.services import RedisServer, WebServer, WorkerProcess, service_env
 from web import uploads
 from worker import pipeline
@@ -53,7 +54,7 @@ def main() -> None:
         source = root / "photo.jpg"
         source.write_bytes(images.jpeg())
         data = root / "data"
-        storage = Storage(data)
+        storage = LocalStorage(data)
         storage.ensure()
         server = RedisServer(root)
         connection = redis.Redis.from_url(server.url)
@@ -94,14 +95,14 @@ def measure(runs: dict[str, Callable[[], None]]) -> dict[str, list[float]]:
     return samples
 
 
-def direct(source: Path, storage: Storage, job_spec: dict) -> None:
+def direct(source: Path, storage: LocalStorage, job_spec: dict) -> None:
     """Run the pipeline in this process."""
     job_id = new_job_id()
     pipeline.process(source, storage.result(job_id, "jpeg"), job_spec)
     storage.remove(job_id)
 
 
-def queued(source: Path, storage: Storage, job_spec: dict, queue: Queue, connection: redis.Redis) -> None:
+def queued(source: Path, storage: LocalStorage, job_spec: dict, queue: Queue, connection: redis.Redis) -> None:
     """Enqueue the job as the web does and wait for the worker's end-of-job message."""
     job_id = new_job_id()
     os.link(source, storage.upload(job_id))

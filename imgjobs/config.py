@@ -24,6 +24,10 @@ SETTINGS: dict[str, tuple[type, Any]] = {
     "JOB_RETRIES": (int, 2),
     "WORKERS": (int, 2),
     "WORKER_MAX_JOBS": (int, 500),
+    # storage backend (issue #10): empty = the shared DATA_DIR; s3://bucket/prefix = an object store
+    "STORAGE_URL": (str, ""),
+    "S3_ENDPOINT_URL": (str, ""),
+    "RESULT_REDIRECT": (int, 0),
     # accounts: API keys, private jobs, signed share links (README "API keys")
     "API_KEYS_FILE": (str, ""),
     "ALLOW_ANONYMOUS": (int, 0),

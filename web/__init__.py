@@ -9,8 +9,7 @@ from typing import Any
 from flask import Flask
 from PIL import Image
 
-from imgjobs import config
-from imgjobs.storage import Storage
+from imgjobs import config, storage
 from web import api, auth, errors, health, metrics, openapi, page, store
 from web.uploads import UploadRequest
 
@@ -24,7 +23,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
         app.config.update(test_config)
     app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_UPLOAD_MB"] * 1024 * 1024)
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    Storage(app.config["DATA_DIR"]).ensure()
+    storage.from_config(app.config).ensure()
     _limit_pillow(app.config["MAX_PIXELS"])
     logging.basicConfig(level=logging.INFO)
 

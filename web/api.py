@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request, send_file, url_for
+from flask import Blueprint, Response, current_app, redirect, request, send_file, url_for
+from flask.typing import ResponseReturnValue
 from rq.job import Job
 from werkzeug.utils import secure_filename
 
@@ -21,6 +22,7 @@ MAX_WAIT = 30.0
 MAX_PER_PAGE = 100
 MAX_PAGE = 1_000_000
 MAX_OPS_BYTES = 64 * 1024
+RESULT_URL_SECONDS = 300  # how long a presigned result URL (RESULT_REDIRECT=1) stays valid
 
 
 @bp.post("/jobs")
@@ -40,12 +42,11 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
     job_id = new_job_id()
     input_info = {**info.as_dict(), "filename": upload.filename or ""}
     job_spec = {"ops": steps, "format": fmt, "quality": quality}
-    destination = store.storage().upload(job_id)
-    uploads.keep(upload.stream, destination)
+    uploads.keep(upload.stream, job_id)
     try:
         job = store.enqueue(job_id, job_spec, input_info, auth.owner())
     except Exception:
-        destination.unlink(missing_ok=True)
+        store.storage().remove_upload(job_id)
         raise
     usage.count_job()
     return view(job), 202, {"Location": url_for("api.get_job", job_id=job_id)}
@@ -80,20 +81,32 @@ def delete_job(job_id: str) -> Response | dict[str, Any]:
 
 
 @bp.get("/jobs/<job_id>/result")
-def get_result(job_id: str) -> Response:
+def get_result(job_id: str) -> ResponseReturnValue:
     """Serve a finished job's image (to its key, or to anyone with a signed link)."""
     job = store.fetch(job_id, auth.scope())
     state = store.status(job)
     if state != "finished":
         raise ApiError(409, "job_not_finished", f"The job is {state}; the result exists once it is finished.")
     result = job.return_value() or {}
-    path = store.storage().result(job.id, result.get("format", ""))
-    if not path.is_file():
-        raise ApiError(404, "result_expired", "The result file is gone (expired or deleted); submit the job again.")
+    fmt = result.get("format", "")
     stem = secure_filename(str(job.meta.get("input", {}).get("filename", "")).rsplit(".", 1)[0]) or job.id
-    response = send_file(
-        path, mimetype=MEDIA_TYPES[result["format"]], download_name=f"{stem}.{result['format']}", max_age=3600
-    )
+    download_name = f"{stem}.{fmt}"
+    storage = store.storage()
+    try:
+        if current_app.config["RESULT_REDIRECT"]:
+            url = storage.result_url(job.id, fmt, download_name, RESULT_URL_SECONDS)
+            if url:
+                return redirect(url, 302)
+        stream = storage.open_result(job.id, fmt)
+    except FileNotFoundError:
+        message = "The result file is gone (expired or deleted); submit the job again."
+        raise ApiError(404, "result_expired", message) from None
+    except OSError as exc:
+        raise ApiError(503, "storage_unavailable", f"The result cannot be read now: {exc}.") from None
+    # a job's result never changes, so its id is a strong ETag whatever holds the bytes
+    response = send_file(stream, mimetype=MEDIA_TYPES[fmt], download_name=download_name, max_age=3600, etag=job.id)
+    if response.status_code == 200:
+        response.content_length = result["bytes"]
     response.headers["X-Content-Type-Options"] = "nosniff"
     return response
 

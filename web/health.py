@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import tempfile
-
 import redis
 from flask import Blueprint, Response
 
@@ -21,16 +19,13 @@ def healthz() -> dict[str, str]:
 
 @bp.get("/readyz")
 def readyz() -> Response | dict[str, str]:
-    """Answer 200 when Redis answers and the data directory takes a write, else 503."""
+    """Answer 200 when Redis answers and the storage takes a write, else 503."""
     try:
         store.ping()
     except redis.RedisError as exc:
         return error_response(503, "queue_unavailable", f"Redis cannot be reached: {exc}")
     try:
-        storage = store.storage()
-        storage.ensure()
-        with tempfile.NamedTemporaryFile(dir=storage.tmp, prefix="ready-"):
-            pass
+        store.storage().check()
     except OSError as exc:
-        return error_response(503, "storage_unavailable", f"The data directory is not writable: {exc}")
+        return error_response(503, "storage_unavailable", f"The storage is not writable: {exc}")
     return {"status": "ready"}

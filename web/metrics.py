@@ -9,15 +9,19 @@ import redis
 from flask import Blueprint, Flask, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from rq import Worker
+from rq import Queue, Worker
+from rq.serializers import JSONSerializer
+from rq.utils import now
 
+from imgjobs.jobs import queue_names
 from web import auth, store, usage
 
 bp = Blueprint("metrics", __name__)
+OLDEST_SCAN = 10  # ids looked at from the head of a queue for one whose job still exists
 
 
 class QueueCollector:
-    """Jobs by state, workers by state, and whether Redis answers."""
+    """Jobs by state, workers by state, queue depth and wait per queue, and whether Redis answers."""
 
     def __init__(self, app: Flask) -> None:
         self.app = app
@@ -27,7 +31,8 @@ class QueueCollector:
         up = GaugeMetricFamily("imgjobs_redis_up", "1 when Redis answers the web process, else 0")
         with self.app.app_context():
             try:
-                jobs, workers, per_key = self._jobs(), self._workers(), self._usage()
+                jobs, workers, queues = self._jobs(), self._workers(), self._queues()
+                per_key = self._usage()
             except redis.RedisError:
                 up.add_metric([], 0)
                 yield up
@@ -36,6 +41,7 @@ class QueueCollector:
         yield up
         yield jobs
         yield workers
+        yield from queues
         yield from per_key
 
     def _jobs(self) -> GaugeMetricFamily:
@@ -53,6 +59,18 @@ class QueueCollector:
         for state, count in counts.items():
             family.add_metric([state], count)
         return family
+
+    def _queues(self) -> list[GaugeMetricFamily]:
+        """Measure what autoscaling watches: each queue's length and how long its head has waited."""
+        depth = GaugeMetricFamily("imgjobs_queue_depth", "Jobs waiting in the queue", labels=["queue"])
+        age = GaugeMetricFamily(
+            "imgjobs_queue_oldest_age_seconds", "Seconds the oldest waiting job has waited", labels=["queue"]
+        )
+        for name in queue_names(self.app.config):
+            queue = Queue(name, connection=store.connection(), serializer=JSONSerializer)
+            depth.add_metric([name], queue.count)
+            age.add_metric([name], _oldest_wait(queue))
+        return [depth, age]
 
     def _workers(self) -> GaugeMetricFamily:
         """Count registered workers by what they are doing."""
@@ -76,6 +94,15 @@ class QueueCollector:
         for (name, reason), count in sorted(usage.rejections().items()):
             refused.add_metric([name, reason], count)
         return [jobs, refused]
+
+
+def _oldest_wait(queue: Queue) -> float:
+    """Return how long the job at the head of `queue` has waited; skip ids whose job is gone."""
+    for job_id in queue.get_job_ids(0, OLDEST_SCAN - 1):
+        job = queue.fetch_job(job_id)
+        if job is not None and job.enqueued_at is not None:
+            return max(0.0, (now() - job.enqueued_at).total_seconds())
+    return 0.0
 
 
 def init_app(app: Flask) -> None:

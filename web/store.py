@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import datetime
 from typing import Any
@@ -15,10 +16,12 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
+from imgjobs import storage as storages
 from imgjobs.jobs import ENDED, RECENT_KEY, STATUSES, TASK, event_channel, stop_key
 from imgjobs.storage import Storage, is_job_id
 from web.errors import ApiError
 
+log = logging.getLogger(__name__)
 STOP_WAIT = 10.0
 
 
@@ -38,8 +41,8 @@ def connection() -> redis.Redis:
 
 
 def storage() -> Storage:
-    """Return the app's data directory."""
-    return Storage(current_app.config["DATA_DIR"])
+    """Return the app's storage (the data directory or the object store)."""
+    return storages.from_config(current_app.config)
 
 
 def queue() -> Queue:
@@ -124,7 +127,10 @@ def cancel(job: Job) -> bool:
         job.delete()
         for key in {RECENT_KEY, recent_key(job.meta.get("owner"))}:
             connection().zrem(key, job.id)
-    storage().remove(job.id)
+    try:
+        storage().remove(job.id)
+    except OSError as exc:  # the job is gone; the janitor deletes its files once the store is back
+        log.warning("could not delete the files of job %s: %s", job.id, exc)
     return state in ENDED
 
 

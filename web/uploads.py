@@ -1,8 +1,7 @@
-"""Uploads: streamed to a temp file under DATA_DIR, then checked by content before any job exists."""
+"""Uploads: streamed to a temp file under DATA_DIR/tmp, then checked by content before any job exists."""
 
 from __future__ import annotations
 
-import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,25 +10,25 @@ from typing import IO, Any
 from flask import Request, current_app
 from PIL import Image, UnidentifiedImageError
 
+from imgjobs import storage
 from imgjobs.jobs import DECODE_ERRORS, INPUT_FORMATS
-from imgjobs.storage import Storage
 from web.errors import ApiError
 
 
 class UploadRequest(Request):
     """A request whose file parts go straight to disk under DATA_DIR/tmp, never to memory.
 
-    The temp file is deleted when the request ends; `keep()` hard-links it into place first.
+    The temp file is deleted when the request ends; `keep()` hands it to the storage first.
     """
 
     def _get_file_stream(
         self, total_content_length: int | None, content_type: str | None, filename: str | None = None,
         content_length: int | None = None,
     ) -> IO[bytes]:
-        storage = Storage(current_app.config["DATA_DIR"])
+        store = storage.from_config(current_app.config)
         try:
-            storage.ensure()  # the volume may have been emptied since start-up
-            return tempfile.NamedTemporaryFile(dir=storage.tmp, prefix="upload-")  # closed by Werkzeug
+            store.ensure()  # the volume may have been emptied since start-up
+            return tempfile.NamedTemporaryFile(dir=store.tmp, prefix="upload-")  # closed by Werkzeug
         except OSError as exc:
             raise ApiError(503, "storage_unavailable", f"The data directory is not writable: {exc}.") from None
 
@@ -99,6 +98,9 @@ def on_disk(stream: IO[bytes]) -> Path:
     return Path(stream.name)
 
 
-def keep(stream: IO[bytes], destination: Path) -> None:
-    """Give the streamed upload its permanent name (the temp name vanishes at request end)."""
-    os.link(on_disk(stream), destination)
+def keep(stream: IO[bytes], job_id: str) -> None:
+    """Store the streamed upload as the job's input (the temp name vanishes at request end)."""
+    try:
+        storage.from_config(current_app.config).put_upload(job_id, on_disk(stream))
+    except OSError as exc:
+        raise ApiError(503, "storage_unavailable", f"The upload could not be stored: {exc}.") from None

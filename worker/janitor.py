@@ -7,7 +7,7 @@ import time
 import redis
 from rq.job import Job
 
-from imgjobs.storage import Storage, is_job_id
+from imgjobs.storage import Storage
 
 STALE_TMP_SECONDS = 3600
 
@@ -15,14 +15,7 @@ STALE_TMP_SECONDS = 3600
 def sweep(storage: Storage, connection: redis.Redis) -> int:
     """Delete files of jobs Redis no longer knows, and stale partial files; return how many."""
     removed = 0
-    for path in [*storage.uploads.iterdir(), *storage.results.iterdir()]:
-        job_id = path.name.split(".")[0]
-        if is_job_id(job_id) and not connection.exists(Job.key_for(job_id)):
-            path.unlink(missing_ok=True)
-            removed += 1
-    cutoff = time.time() - STALE_TMP_SECONDS
-    for path in [*storage.tmp.iterdir(), *storage.results.glob(".*.part")]:
-        if path.stat().st_mtime < cutoff:
-            path.unlink(missing_ok=True)
-            removed += 1
-    return removed
+    for job_id in set(storage.job_ids()):
+        if not connection.exists(Job.key_for(job_id)):
+            removed += storage.remove(job_id)
+    return removed + storage.sweep_partial(time.time() - STALE_TMP_SECONDS)

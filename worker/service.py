@@ -8,6 +8,7 @@ import os
 import socket
 import sys
 import warnings
+from collections.abc import Callable
 from typing import Any
 
 import redis
@@ -21,7 +22,8 @@ from rq.utils import now
 import worker.ops  # noqa: F401 - imported once here, before the child is forked, so every job starts warm
 import worker.tasks  # noqa: F401
 from imgjobs import config
-from imgjobs.jobs import DEFAULT_QUALITY, MEDIA_TYPES, event_channel
+from imgjobs import storage as storages
+from imgjobs.jobs import DEFAULT_QUALITY, MEDIA_TYPES, event_channel, queue_names
 from imgjobs.storage import Storage
 from worker import failures, imagefile
 from worker.janitor import sweep
@@ -40,7 +42,7 @@ class ImageWorker(SimpleWorker):
     def handle_job_success(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> None:
         """Record the success, drop the upload, and wake anyone waiting on the job."""
         super().handle_job_success(job, queue, *args, **kwargs)
-        self.storage.upload(job.id).unlink(missing_ok=True)
+        tidy(self.storage.remove_upload, job.id)
         self.connection.publish(event_channel(job.id), "finished")
 
     def handle_job_failure(
@@ -51,13 +53,24 @@ class ImageWorker(SimpleWorker):
             self._stopped_job_id = job.id  # RQ then marks it stopped, never retried
         super().handle_job_failure(job, queue, started_job_registry, exc_string, execution)
         if job.get_status(refresh=True) not in ("queued", "scheduled", "deferred"):
-            self.storage.remove(job.id)
+            tidy(self.storage.remove, job.id)
             self.connection.publish(event_channel(job.id), "ended")
 
     def run_maintenance_tasks(self) -> None:
         """Besides RQ's own upkeep, delete files whose jobs have expired."""
         super().run_maintenance_tasks()
-        sweep(self.storage, self.connection)
+        try:
+            sweep(self.storage, self.connection)
+        except OSError as exc:
+            log.warning("the janitor could not reach the storage, next round then: %s", exc)
+
+
+def tidy(remove: Callable[[str], object], job_id: str) -> None:
+    """Delete a job's files; when the store is unreachable, leave them to the janitor."""
+    try:
+        remove(job_id)
+    except OSError as exc:
+        log.warning("could not delete the files of job %s now: %s", job_id, exc)
 
 
 def explain_failure(job: Job, exc_type: type, exc_value: BaseException, tb: Any) -> bool:
@@ -143,15 +156,15 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     Image.MAX_IMAGE_PIXELS = settings["MAX_PIXELS"]
     warnings.simplefilter("error", Image.DecompressionBombWarning)
-    storage = Storage(settings["DATA_DIR"])
+    storage = storages.from_config(settings)
     storage.ensure()
     warm_up(storage)
 
     def run_child() -> None:
         connection = redis.Redis.from_url(settings["REDIS_URL"])
-        queue = Queue(settings["QUEUE_NAME"], connection=connection, serializer=JSONSerializer)
+        queues = [Queue(name, connection=connection, serializer=JSONSerializer) for name in queue_names(settings)]
         child = ImageWorker(
-            [queue],
+            queues,
             name=child_name(os.getpid()),
             connection=connection,
             serializer=JSONSerializer,

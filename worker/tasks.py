@@ -6,9 +6,8 @@ from typing import Any
 
 from rq import get_current_job
 
-from imgjobs import config
+from imgjobs import config, storage
 from imgjobs.jobs import stop_key
-from imgjobs.storage import Storage
 from worker import pipeline
 from worker.failures import JobCanceled
 
@@ -18,7 +17,7 @@ def process(job_spec: dict[str, Any]) -> dict[str, Any]:
     job = get_current_job()
     if job is None:
         raise RuntimeError("process() runs inside an RQ job")
-    storage = Storage(config.from_env()["DATA_DIR"])
+    store = storage.from_config(config.from_env())
 
     def progress(fraction: float) -> None:
         """Stop here if the job was canceled meanwhile; else record the progress."""
@@ -29,4 +28,5 @@ def process(job_spec: dict[str, Any]) -> dict[str, Any]:
             job.save_meta()
 
     progress(0.0)  # canceled while it waited to start
-    return pipeline.process(storage.upload(job.id), storage.result(job.id, job_spec["format"]), job_spec, progress)
+    with store.fetch_upload(job.id) as source, store.store_result(job.id, job_spec["format"]) as result:
+        return pipeline.process(source, result, job_spec, progress)

@@ -18,7 +18,9 @@ from worker import service as worker_service
 pytestmark = pytest.mark.docker
 
 #: Import name -> conda-forge package, for every third-party module the worker may import.
-CONDA_PACKAGE = {"numpy": "numpy", "PIL": "pillow", "redis": "redis-py", "rq": "rq"}
+CONDA_PACKAGE = {
+    "numpy": "numpy", "PIL": "pillow", "redis": "redis-py", "rq": "rq", "boto3": "boto3", "botocore": "botocore",
+}
 #: conda-forge name -> PyPI name where they differ.
 PYPI_NAME = {"redis-py": "redis"}
 #: Settings compose passes to web and worker with its own defaults (x-app-env).
