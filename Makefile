@@ -9,8 +9,9 @@ BIN := $(VENV)/bin
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || (bash scripts/system-deps.sh python3-venv && $(PYTHON) -m venv --clear $(VENV))
 
-$(VENV)/.runtime: $(BIN)/python requirements/web.txt requirements/worker.txt
-	$(BIN)/pip install --quiet -r requirements/web.txt -r requirements/worker.txt
+$(VENV)/.runtime: $(BIN)/python requirements/web.txt requirements/worker.txt requirements/client.txt pyproject.toml
+	$(BIN)/pip install --quiet -r requirements/web.txt -r requirements/worker.txt -r requirements/client.txt
+	$(BIN)/pip install --quiet --no-deps --editable .  # the `imgjobs` command, in $(BIN)
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime requirements/dev.txt

@@ -30,12 +30,14 @@ if [ -z "${REDIS_URL:-}" ]; then
   fi
   port="${REDIS_PORT:-$($BIN/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
   mkdir -p "$DATA_DIR/redis"
-  redis-server --port "$port" --bind 127.0.0.1 --dir "$DATA_DIR/redis" --appendonly yes \
-    --save '' --daemonize no --loglevel warning &
+  # A fresh password each run, given on stdin (not in `ps`); only this service's processes get it.
+  password="$($BIN/python -c 'import secrets; print(secrets.token_hex(16))')"
+  echo "requirepass $password" | redis-server - --port "$port" --bind 127.0.0.1 --dir "$DATA_DIR/redis" \
+    --appendonly yes --save '' --daemonize no --loglevel warning &
   redis+=($!)
-  export REDIS_URL="redis://127.0.0.1:$port/0"
-  for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
-  echo "redis-server on $REDIS_URL (data in $DATA_DIR/redis)"
+  export REDIS_URL="redis://:$password@127.0.0.1:$port/0"
+  for _ in $(seq 100); do REDISCLI_AUTH="$password" redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  echo "redis-server on redis://127.0.0.1:$port/0 with a password (data in $DATA_DIR/redis)"
 fi
 
 $BIN/gunicorn --config gunicorn.conf.py 'web:create_app()' &

@@ -27,7 +27,7 @@ def ready(url: str) -> bool:
     """Tell whether the service answers /readyz with 200."""
     try:
         return requests.get(f"{url}/readyz", timeout=2).status_code == 200
-    except requests.ConnectionError:
+    except (requests.ConnectionError, requests.Timeout):  # gunicorn listens before its workers have booted
         return False
 
 

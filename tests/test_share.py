@@ -65,6 +65,12 @@ def test_a_share_link_serves_the_result_without_a_key(make_app):
     assert shared.data == download(client_for(app, ALICE), job["links"]["result"]).data
     assert download(client_for(app, BOB), link).status_code == 200  # the link, not the key, grants it
     assert stranger.get(job["links"]["result"]).status_code == 401
+    # made to be embedded anywhere: no same-origin resource policy on the link, nothing kept by shared caches
+    assert shared.headers["Cross-Origin-Resource-Policy"] == "cross-origin"
+    assert download(client_for(app, ALICE), job["links"]["result"]).headers["Cross-Origin-Resource-Policy"] == (
+        "same-origin"
+    )
+    assert "public" not in shared.headers["Cache-Control"]
 
 
 def test_changing_any_byte_of_path_expiry_or_signature_is_refused(make_app):

@@ -31,8 +31,7 @@ class QueueCollector:
         up = GaugeMetricFamily("imgjobs_redis_up", "1 when Redis answers the web process, else 0")
         with self.app.app_context():
             try:
-                jobs, workers, queues = self._jobs(), self._workers(), self._queues()
-                per_key = self._usage()
+                jobs, workers, queues, per_key = self._jobs(), self._workers(), self._queues(), self._usage()
             except redis.RedisError:
                 up.add_metric([], 0)
                 yield up
@@ -45,13 +44,13 @@ class QueueCollector:
         yield from per_key
 
     def _jobs(self) -> GaugeMetricFamily:
-        """Count jobs in each RQ registry of the queue."""
+        """Count jobs in each RQ registry of the queue (the started one without its cleanup: the reaper does that)."""
         queue = store.queue()
         family = GaugeMetricFamily("imgjobs_jobs", "Jobs known to the queue, by RQ state", labels=["state"])
         counts = {
             "queued": queue.count,
             "scheduled": queue.scheduled_job_registry.count,
-            "started": queue.started_job_registry.count,
+            "started": queue.started_job_registry.get_job_count(cleanup=False),
             "finished": queue.finished_job_registry.count,
             "failed": queue.failed_job_registry.count,
             "canceled": queue.canceled_job_registry.count,

@@ -17,12 +17,12 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from imgjobs import storage as storages
-from imgjobs.jobs import ENDED, RECENT_KEY, STATUSES, TASK, event_channel, stop_key
+from imgjobs.jobs import ENDED, RECENT_KEY, STATUSES, TASK, event_channel, heavy_queue, stop_key
 from imgjobs.storage import Storage, is_job_id
 from web.errors import ApiError
 
 log = logging.getLogger(__name__)
-STOP_WAIT = 10.0
+STOP_WAIT = 2.0  # the worker's supervisor kills a canceled job's child within a poll
 
 
 def init_app(app: Flask) -> None:
@@ -45,16 +45,19 @@ def storage() -> Storage:
     return storages.from_config(current_app.config)
 
 
-def queue() -> Queue:
-    """Return the queue jobs go to."""
-    return Queue(current_app.config["QUEUE_NAME"], connection=connection(), serializer=JSONSerializer)
+def queue(heavy: bool = False) -> Queue:
+    """Return the queue jobs go to: the normal one, or the heavy one workers serve in turn with it."""
+    name = heavy_queue(current_app.config) if heavy else current_app.config["QUEUE_NAME"]
+    return Queue(name, connection=connection(), serializer=JSONSerializer)
 
 
-def enqueue(job_id: str, job_spec: dict[str, Any], input_info: dict[str, Any], owner: str | None = None) -> Job:
-    """Queue a job for the worker, remembering it in the recent lists (everyone's and its owner's)."""
+def enqueue(
+    job_id: str, job_spec: dict[str, Any], input_info: dict[str, Any], owner: str | None = None, heavy: bool = False
+) -> Job:
+    """Queue a job for the worker (on the heavy queue when `heavy`), remembering it in the recent lists."""
     config = current_app.config
     retries = config["JOB_RETRIES"]
-    job = queue().enqueue(
+    job = queue(heavy).enqueue(
         TASK,
         job_spec,
         job_id=job_id,
@@ -122,7 +125,8 @@ def cancel(job: Job) -> bool:
         job.cancel()
     elif state == "started":
         connection().set(stop_key(job.id), 1, ex=current_app.config["JOB_TIMEOUT"] + 60)
-        wait(job, STOP_WAIT)  # the worker stops after the step it is on
+        wait(job, STOP_WAIT)  # the worker removes its files once the child writing them is gone
+        return False
     else:
         job.delete()
         for key in {RECENT_KEY, recent_key(job.meta.get("owner"))}:

@@ -14,6 +14,8 @@ from imgjobs import storage
 from imgjobs.jobs import DECODE_ERRORS, INPUT_FORMATS
 from web.errors import ApiError
 
+ORIENTATION = 0x0112
+
 
 class UploadRequest(Request):
     """A request whose file parts go straight to disk under DATA_DIR/tmp, never to memory.
@@ -28,9 +30,17 @@ class UploadRequest(Request):
         store = storage.from_config(current_app.config)
         try:
             store.ensure()  # the volume may have been emptied since start-up
-            return tempfile.NamedTemporaryFile(dir=store.tmp, prefix="upload-")  # closed by Werkzeug
+            stream = tempfile.NamedTemporaryFile(dir=store.tmp, prefix="upload-")
         except OSError as exc:
             raise ApiError(503, "storage_unavailable", f"The data directory is not writable: {exc}.") from None
+        self.__dict__.setdefault("_spooled", []).append(stream)
+        return stream
+
+    def close(self) -> None:
+        """Close every temp file, also those of a form whose parsing was cut short (e.g. by a 413)."""
+        super().close()
+        for stream in self.__dict__.get("_spooled", ()):
+            stream.close()
 
 
 @dataclass(frozen=True)
@@ -43,6 +53,12 @@ class ImageInfo:
     mode: str
     frames: int
     bytes: int
+    turned: bool = False  # EXIF orientation swaps width and height when the worker applies it
+
+    @property
+    def upright(self) -> tuple[int, int]:
+        """Return the size the worker's steps start from (EXIF orientation applied)."""
+        return (self.height, self.width) if self.turned else (self.width, self.height)
 
     def as_dict(self) -> dict[str, Any]:
         """Describe the input for the job's JSON."""
@@ -50,7 +66,12 @@ class ImageInfo:
 
 
 def inspect(path: Path, max_pixels: int) -> ImageInfo:
-    """Identify and fully decode the image at `path`, or raise an ApiError saying why not."""
+    """Identify the image at `path` from its header and structure, never decoding its pixels.
+
+    Memory stays bounded whatever the file: Pillow reads the header, counts frames and, for
+    PNG, walks the chunks checking their CRCs without inflating them. A file that only breaks
+    when decoded (a truncated JPEG, corrupt compressed data) fails in the worker instead.
+    """
     size = path.stat().st_size
     if size == 0:
         raise ApiError(400, "empty_file", "The uploaded file is empty.")
@@ -60,10 +81,8 @@ def inspect(path: Path, max_pixels: int) -> ImageInfo:
             if width * height > max_pixels:
                 raise _too_many_pixels(width, height, max_pixels)
             fmt = "JPEG" if image.format == "MPO" else image.format or ""
-            info = ImageInfo(fmt, width, height, image.mode, getattr(image, "n_frames", 1), size)
-            if image.format in ("JPEG", "MPO"):
-                image.draft(None, (max(1, width // 8), max(1, height // 8)))  # still reads every byte
-            image.load()
+            info = ImageInfo(fmt, width, height, image.mode, getattr(image, "n_frames", 1), size, _turned(image))
+            image.verify()  # PNG: every chunk's CRC up to IEND; other formats: nothing more to read cheaply
     except UnidentifiedImageError:
         raise _unidentified(path) from None
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
@@ -71,6 +90,17 @@ def inspect(path: Path, max_pixels: int) -> ImageInfo:
     except DECODE_ERRORS as exc:
         raise ApiError(422, "undecodable_image", f"The image could not be decoded: {exc}.") from None
     return info
+
+
+def _turned(image: Image.Image) -> bool:
+    """Tell whether the EXIF orientation swaps width and height, reading only the header."""
+    if image.format == "PNG":  # PngImageFile.getexif() decodes the whole image to find a late eXIf chunk
+        exif = Image.Exif()
+        if image.info.get("exif"):
+            exif.load(image.info["exif"])
+    else:
+        exif = image.getexif()
+    return exif.get(ORIENTATION, 1) in (5, 6, 7, 8)
 
 
 def _unidentified(path: Path) -> ApiError:

@@ -7,6 +7,7 @@ from typing import Any
 from rq import get_current_job
 
 from imgjobs import config, storage
+from imgjobs.catalog import Budget
 from imgjobs.jobs import stop_key
 from worker import pipeline
 from worker.failures import JobCanceled
@@ -17,7 +18,9 @@ def process(job_spec: dict[str, Any]) -> dict[str, Any]:
     job = get_current_job()
     if job is None:
         raise RuntimeError("process() runs inside an RQ job")
-    store = storage.from_config(config.from_env())
+    settings = config.from_env()
+    store = storage.from_config(settings)
+    budget = Budget(settings["MAX_PIXELS"], settings["MAX_DIMENSION"])
 
     def progress(fraction: float) -> None:
         """Stop here if the job was canceled meanwhile; else record the progress."""
@@ -29,4 +32,4 @@ def process(job_spec: dict[str, Any]) -> dict[str, Any]:
 
     progress(0.0)  # canceled while it waited to start
     with store.fetch_upload(job.id) as source, store.store_result(job.id, job_spec["format"]) as result:
-        return pipeline.process(source, result, job_spec, progress)
+        return pipeline.process(source, result, job_spec, progress, budget)
