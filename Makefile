@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test test-docker lint bench lock system-deps clean
+.PHONY: dev test chaos test-docker lint bench lock system-deps clean
 
 # Debian's own python3 needs the python3-venv package for this.
 $(BIN)/python:
@@ -28,7 +28,11 @@ system-deps:
 
 ## test: the whole suite except the container tests (real Redis, real workers, real Chromium)
 test: $(VENV)/.dev system-deps
-	$(BIN)/python -m pytest -m "not docker" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not docker and not chaos" $(PYTEST_ARGS)
+
+## chaos: 200 jobs while a worker child, a whole worker and Redis are killed; prints the counts
+chaos: $(VENV)/.dev system-deps
+	$(BIN)/python -m pytest -m chaos -s -q tests/test_chaos.py
 
 ## test-docker: build the images and run the real compose.yaml (needs root for the engine)
 test-docker: $(VENV)/.dev

@@ -38,6 +38,9 @@ SETTINGS: dict[str, tuple[type, Any]] = {
     "RESULT_REDIRECT": (int, 0),
     # Reliability under faults (issue #13)
     "WORKER_LOST_AFTER": (int, 20),
+    "MIN_FREE_MB": (float, 100.0),
+    "MAX_QUEUED": (int, 1000),
+    "REDIS_TIMEOUT": (float, 0.3),
     # accounts: API keys, private jobs, signed share links (README "API keys")
     "API_KEYS_FILE": (str, ""),
     "ALLOW_ANONYMOUS": (int, 0),

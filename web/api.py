@@ -34,6 +34,7 @@ RESULT_URL_SECONDS = 300  # how long a presigned result URL (RESULT_REDIRECT=1) 
 def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
     """Validate an upload and its steps, store the file and queue the job."""
     config = current_app.config
+    store.check_room()
     upload = request.files.get("file")
     if upload is None:
         raise ApiError(400, "missing_file", 'Send the image as a multipart form field named "file".')

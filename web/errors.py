@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from typing import Any
 
@@ -37,6 +38,11 @@ class ApiError(Exception):
         self.headers = headers or {}
 
 
+def storage_full(message: str) -> ApiError:
+    """Say the data directory has no room for another upload."""
+    return ApiError(507, "storage_full", f"{message}; try again later.", headers={"Retry-After": "60"})
+
+
 def error_response(status: int, code: str, message: str, **detail: Any) -> Response:
     """Build the JSON response for an error; `detail` adds fields such as the failing step."""
     response = jsonify({"error": {"status": status, "code": code, "message": message, **detail}})
@@ -56,6 +62,19 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(StepError)
     def step_error(exc: StepError) -> Response:
         return error_response(400, "invalid_ops", str(exc), step=exc.step, param=exc.param)
+
+    @app.errorhandler(OSError)
+    def storage_error(exc: OSError) -> Response:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            log.warning("data directory full: %s", exc)
+            return api_error(storage_full("The data directory is full"))
+        return unexpected(exc)
+
+    @app.errorhandler(redis.exceptions.OutOfMemoryError)
+    def redis_full(exc: redis.RedisError) -> Response:
+        log.warning("redis full: %s", exc)
+        message = "The job queue (Redis) is out of memory."
+        return api_error(ApiError(503, "queue_full", message, headers={"Retry-After": "30"}))
 
     @app.errorhandler(TooManyPixels)
     def too_many_pixels(exc: TooManyPixels) -> Response:

@@ -94,7 +94,9 @@ def document() -> dict[str, Any]:
                             }
                         },
                     },
-                    "responses": {"202": _json(_ref("Job"), "Queued."), **_errors(400, 401, 413, 415, 422, 429, 503)},
+                    "responses": {
+                        "202": _json(_ref("Job"), "Queued."), **_errors(400, 401, 413, 415, 422, 429, 503, 507)
+                    },
                 },
                 "get": {
                     "summary": "Recent jobs, newest first.",

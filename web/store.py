@@ -29,8 +29,8 @@ def init_app(app: Flask) -> None:
     """Open one Redis connection pool for the app; fail fast when Redis is down."""
     app.extensions["redis"] = redis.Redis.from_url(
         app.config["REDIS_URL"],
-        socket_connect_timeout=0.5,
-        socket_timeout=5,
+        socket_connect_timeout=app.config["REDIS_TIMEOUT"],
+        socket_timeout=app.config["REDIS_TIMEOUT"],  # a hung Redis costs two of these, then a 503
         retry=RedisRetry(NoBackoff(), 1),
     )
 
@@ -77,6 +77,20 @@ def enqueue(
             pipe.zremrangebyscore(key, "-inf", oldest)
         pipe.execute()
     return job
+
+
+def check_room() -> None:
+    """Refuse a new job while MAX_QUEUED jobs wait (backpressure), before its upload is read."""
+    limit = current_app.config["MAX_QUEUED"]
+    if queue().count >= limit:
+        message = f"{limit} jobs are already waiting; try again shortly."
+        raise ApiError(503, "queue_full", message, headers={"Retry-After": "10"})
+
+
+def redis_full() -> bool:
+    """Tell whether Redis has reached its maxmemory (with noeviction it then refuses new jobs)."""
+    info = connection().info("memory")
+    return bool(info.get("maxmemory")) and info["used_memory"] >= info["maxmemory"]
 
 
 def recent_key(owner: str | None) -> str:
