@@ -29,12 +29,18 @@ SETTINGS: dict[str, tuple[type, Any]] = {
     "WORKER_MEMORY_MB": (int, 0),  # 0: sized from MAX_PIXELS by memory_limit()
     "MAX_FILENAME_BYTES": (int, 255),
     "RESULT_RESOURCE_POLICY": (str, "same-origin"),  # Cross-Origin-Resource-Policy of results
+    "RATE_LIMIT": (str, "60/minute"),  # job submissions per client (Flask-Limiter syntax); a key's "rate" wins
+    "JOBS_PER_CLIENT": (int, 20),  # queued + running jobs per client; a key's "jobs" wins
+    "HEAVY_PIXELS": (int, 200_000_000),  # jobs costing more go to the heavy queue
     # storage backend (issue #10): empty = the shared DATA_DIR; s3://bucket/prefix = an object store
     "STORAGE_URL": (str, ""),
     "S3_ENDPOINT_URL": (str, ""),
     "RESULT_REDIRECT": (int, 0),
     # Reliability under faults (issue #13)
     "WORKER_LOST_AFTER": (int, 20),
+    "MIN_FREE_MB": (float, 100.0),
+    "MAX_QUEUED": (int, 1000),
+    "REDIS_TIMEOUT": (float, 0.3),
     # accounts: API keys, private jobs, signed share links (README "API keys")
     "API_KEYS_FILE": (str, ""),
     "ALLOW_ANONYMOUS": (int, 0),

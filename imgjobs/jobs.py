@@ -21,6 +21,14 @@ DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.
 
 DEFAULT_QUALITY = {"jpeg": 85, "webp": 80}
 
+#: File name endings taken as images (any case) where a folder is walked (batch, the client), with their format.
+IMAGE_SUFFIXES = {
+    ".jpg": "JPEG", ".jpeg": "JPEG", ".mpo": "JPEG", ".png": "PNG", ".apng": "PNG", ".gif": "GIF",
+    ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP",
+}
+#: The file name ending of each output format.
+OUTPUT_SUFFIXES = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
+
 #: RQ's statuses folded into the five the API promises.
 STATUSES = {
     "created": "queued",
@@ -40,8 +48,18 @@ RECENT_KEY = "imgjobs:recent"
 
 
 def queue_names(config: Mapping[str, Any]) -> list[str]:
-    """Return every queue the workers serve, in the order they take jobs from them."""
-    return [config["QUEUE_NAME"]]
+    """Return every queue the workers serve, in the order they take jobs from them (round-robin)."""
+    return [config["QUEUE_NAME"], heavy_queue(config)]
+
+
+def heavy_queue(config: Mapping[str, Any]) -> str:
+    """Return the queue for jobs costing over HEAVY_PIXELS, served in turn with the normal one."""
+    return f"{config['QUEUE_NAME']}-heavy"
+
+
+def cost(sizes: list[tuple[int, int]]) -> int:
+    """Return a job's cost in pixels handled: the decoded input and every step's output."""
+    return sum(width * height for width, height in sizes)
 
 
 def output_format(requested: str | None, input_format: str) -> str:

@@ -209,10 +209,9 @@ def test_a_huge_filename_is_413(client):
 )
 def test_hostile_ops_are_400_never_500(client, ops, words):
     response = post_in_memory(client, {"file": (io.BytesIO(make_image()), "photo.png"), "ops": ops})
-    code = 413 if words == "over 64 KB" else 400
-    error = error_of(response, code)
+    error = error_of(response, 400)
     assert words in error["message"], error
-    assert error["code"] == ("field_too_large" if code == 413 else "invalid_ops")
+    assert error["code"] == "invalid_ops"
 
 
 @pytest.mark.parametrize("quality", ["٥٠", "1_0", " 50", "50 ", "1e2", "+50", "0x32"])
@@ -224,7 +223,19 @@ def test_quality_takes_only_plain_digits(client, quality):
 def test_a_big_text_field_is_413_saying_which_limit(client):
     fields = {"file": (io.BytesIO(make_image()), "photo.png"), "format": "x" * 600_000}
     error = error_of(post_in_memory(client, fields), 413)
-    assert error["code"] == "field_too_large" and "64 KB" in error["message"] and "25 MB" not in error["message"]
+    assert error["code"] == "field_too_large" and "256 KB" in error["message"] and "25 MB" not in error["message"]
+
+
+def test_an_upload_far_over_the_field_limit_is_still_a_file_not_a_field(client):
+    import numpy as np
+    from PIL import Image
+
+    buffer = io.BytesIO()  # noise does not compress: a PNG of well over 1 MB, sixteen times the field limit
+    Image.fromarray(np.random.default_rng(1).integers(0, 256, (900, 900, 3), dtype=np.uint8)).save(buffer, "PNG")
+    data = buffer.getvalue()
+    assert len(data) > 1_000_000
+    response = post_in_memory(client, {"file": (io.BytesIO(data), "photo.png"), "ops": "[]"})
+    assert response.status_code == 202, response.get_json()
 
 
 # ---------------------------------------------------------------- 8. safe defaults
@@ -242,3 +253,81 @@ def test_make_dev_binds_to_this_machine_only_by_default():
     from imgjobs.config import from_env
 
     assert from_env({})["HOST"] == "127.0.0.1"
+
+
+# ---------------------------------------------------------------- 4. per-client limits and fairness
+
+def post_as(client, address: str, data: bytes | None = None, ops: str = "[]"):
+    """POST a job as the client at `address`; without data, a request that is refused as 400."""
+    fields = {"ops": ops} if data is None else {"file": (io.BytesIO(data), "photo.png"), "ops": ops}
+    return client.post("/api/v1/jobs", data=fields, content_type="multipart/form-data",
+                       environ_base={"REMOTE_ADDR": address})
+
+
+def test_a_client_over_its_rate_gets_429_and_others_do_not(app, client):
+    app.config["RATE_LIMIT"] = "3/minute"
+    for _ in range(3):
+        assert error_of(post_as(client, "10.8.0.1"), 400)["code"] == "missing_file"  # counted all the same
+    response = post_as(client, "10.8.0.1")
+    error = error_of(response, 429)
+    assert error["code"] == "rate_limited" and "3 per 1 minute" in error["message"]
+    assert 0 < int(response.headers["Retry-After"]) <= 60
+    assert error_of(post_as(client, "10.8.0.2"), 400)["code"] == "missing_file"
+
+
+def test_an_api_key_has_its_own_rate(app, client):
+    from flask import g
+
+    def sign_in() -> None:
+        g.key_name, g.key_limits = "batch", {"rate": "2/minute"}
+
+    app.before_request_funcs.setdefault(None, []).insert(0, sign_in)  # as the accounts code does, before limits
+    for _ in range(2):
+        error_of(post_as(client, "10.8.1.1"), 400)
+    assert error_of(post_as(client, "10.8.1.2"), 429)["code"] == "rate_limited"  # the key, from any address
+
+
+def test_a_client_over_its_jobs_cap_gets_429_until_one_ends(app, client):
+    app.config.update(JOBS_PER_CLIENT=2, QUEUE_NAME="limits-nobody-serves")
+    first, second = (post_as(client, "10.8.2.1", make_image()).get_json()["id"] for _ in range(2))
+    response = post_as(client, "10.8.2.1", make_image())
+    error = error_of(response, 429)
+    assert error["code"] == "too_many_jobs" and "2 jobs" in error["message"]
+    assert 5 <= int(response.headers["Retry-After"]) <= 60  # ours, or the rate window's reset if later
+    assert post_as(client, "10.8.2.2", make_image()).status_code == 202  # another client is not held back
+    client.delete(f"/api/v1/jobs/{first}")
+    third = post_as(client, "10.8.2.1", make_image())
+    assert third.status_code == 202, third.data
+    for job_id in (second, third.get_json()["id"]):
+        client.delete(f"/api/v1/jobs/{job_id}")
+
+
+def test_a_heavy_job_goes_to_the_heavy_queue_which_workers_serve_too(app, client, worker, redis_client):
+    app.config["HEAVY_PIXELS"] = 64 * 48 * 2
+    light = finished(client, submit(client, make_image(), []).get_json()["id"])
+    heavy = finished(client, submit(client, make_image(), [{"op": "grayscale"}, {"op": "invert"}]).get_json()["id"])
+    origins = [Job.fetch(j["id"], connection=redis_client, serializer=JSONSerializer).origin for j in (light, heavy)]
+    assert origins == ["images", "images-heavy"]
+    assert light["status"] == heavy["status"] == "finished"
+
+
+# ---------------------------------------------------------------- 6. Redis is not an open door
+
+def test_redis_wants_the_password(redis_server):
+    stranger = redis.Redis(host="127.0.0.1", port=redis_server.port)
+    with pytest.raises(redis.AuthenticationError):
+        stranger.ping()
+    stranger.close()
+
+
+def test_the_worker_runs_only_its_own_task(client, worker, redis_client, tmp_path):
+    """What RQ would otherwise import and run: any dotted path a job in Redis names."""
+    from rq import Queue
+
+    proof = tmp_path / "owned"
+    job = Queue("images", connection=redis_client, serializer=JSONSerializer).enqueue("os.system", f"touch {proof}")
+    wait_until(lambda: job.get_status(refresh=True) == "failed", what="the job to be refused")
+    job.refresh()
+    assert job.meta["error"]["code"] == "refused_job" and "'os.system'" in job.meta["error"]["message"]
+    assert not proof.exists()
+    assert finished(client, submit(client, make_image(), []).get_json()["id"])["status"] == "finished"

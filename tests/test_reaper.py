@@ -34,6 +34,12 @@ def start_worker(redis_server, data_dir) -> Iterator[Callable[..., WorkerProcess
     connection.close()
 
 
+def ended(client, job_id: str) -> dict | None:
+    """Return the job once it has ended, else None after a long-poll."""
+    job = client.get(f"/api/v1/jobs/{job_id}?wait=10").get_json()
+    return job if job["status"] in ("finished", "failed", "canceled") else None
+
+
 def run_until_its_host_dies(app, client, start_worker, retries: int) -> str:
     """Start a slow job on one worker, start a second worker, then SIGKILL the first one's whole tree."""
     app.config.update(QUEUE_NAME="reaper", JOB_RETRIES=retries)
@@ -63,8 +69,8 @@ def test_job_of_a_dead_worker_host_fails_as_worker_lost_without_retries(app, cli
 def test_a_live_worker_keeps_a_job_that_runs_longer_than_the_lost_limit(app, client, start_worker, redis_client):
     app.config.update(QUEUE_NAME="reaper", JOB_RETRIES=1)
     start_worker(lost_after=2)  # its own reaper would take the job after 2 s without the supervisor's heartbeats
-    job_id = submit(client, BIG, SLOW_STEPS).get_json()["id"]
-    job = finished(client, job_id, wait=30)
+    job_id = submit(client, BIG, SLOW_STEPS[:10]).get_json()["id"]  # about 10 s
+    job = wait_until(lambda: ended(client, job_id), timeout=120, what="the job to end")
     assert job["status"] == "finished", job
     queue = Queue("reaper", connection=redis_client)
     wait_until(lambda: queue.count == 0 and not queue.started_job_registry.get_job_count(cleanup=False), what="idle")

@@ -11,9 +11,11 @@ from rq.job import Job
 from werkzeug.utils import secure_filename
 
 from imgjobs.catalog import Budget, describe, validate_steps
-from imgjobs.jobs import MEDIA_TYPES, output_format, output_quality
+from imgjobs.jobs import MEDIA_TYPES, cost, output_format, output_quality
+from imgjobs.presets import describe as describe_presets
+from imgjobs.presets import steps_for
 from imgjobs.storage import new_job_id
-from web import auth, clients, share, store, uploads, usage
+from web import auth, clients, limits, share, store, uploads, usage
 from web.errors import ApiError
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -22,6 +24,9 @@ MAX_WAIT = 30.0
 MAX_PER_PAGE = 100
 MAX_PAGE = 1_000_000
 MAX_OPS_BYTES = 64 * 1024
+# Werkzeug applies its form-memory limit to its multipart buffer too, which holds up to two of its
+# 64 KB reads of a file part: any lower and big uploads get a spurious 413.
+MAX_FIELD_BYTES = 256 * 1024
 RESULT_URL_SECONDS = 300  # how long a presigned result URL (RESULT_REDIRECT=1) stays valid
 
 
@@ -29,23 +34,26 @@ RESULT_URL_SECONDS = 300  # how long a presigned result URL (RESULT_REDIRECT=1) 
 def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
     """Validate an upload and its steps, store the file and queue the job."""
     config = current_app.config
+    store.check_room()
     upload = request.files.get("file")
     if upload is None:
         raise ApiError(400, "missing_file", 'Send the image as a multipart form field named "file".')
-    steps = validate_steps(_parse_ops(_ops_field()), config["MAX_STEPS"])
+    steps = validate_steps(_requested_steps(), config["MAX_STEPS"])
     info = uploads.inspect(uploads.on_disk(upload.stream), config["MAX_PIXELS"])
-    Budget(config["MAX_PIXELS"], config["MAX_DIMENSION"]).sizes(steps, info.upright)
+    sizes = Budget(config["MAX_PIXELS"], config["MAX_DIMENSION"]).sizes(steps, info.upright)
     try:
         fmt = output_format(request.form.get("format"), info.format)
         quality = output_quality(request.form.get("quality"), fmt)
     except ValueError as exc:
         raise ApiError(400, "invalid_output", str(exc)) from None
     job_id = new_job_id()
+    limits.claim(job_id)
     input_info = {**info.as_dict(), "filename": _filename(upload.filename, config["MAX_FILENAME_BYTES"])}
     job_spec = {"ops": steps, "format": fmt, "quality": quality}
     uploads.keep(upload.stream, job_id)
     try:
-        job = store.enqueue(job_id, job_spec, input_info, auth.owner())
+        heavy = cost([info.upright, *sizes]) > config["HEAVY_PIXELS"]
+        job = store.enqueue(job_id, job_spec, input_info, auth.owner(), heavy=heavy)
     except Exception:
         store.storage().remove_upload(job_id)
         raise
@@ -124,6 +132,7 @@ def list_ops() -> dict[str, Any]:
     config = current_app.config
     return {
         "ops": describe(),
+        "presets": describe_presets(),
         "max_steps": config["MAX_STEPS"],
         "formats": list(MEDIA_TYPES),
         "limits": {"max_upload_mb": config["MAX_UPLOAD_MB"], "max_pixels": config["MAX_PIXELS"],
@@ -169,17 +178,39 @@ def _failure(job: Job) -> dict[str, str]:
     return {"code": "job_failed", "message": last}
 
 
+def _requested_steps() -> Any:
+    """Return the steps asked for: the named preset's, or the ops field's."""
+    name = request.form.get("preset")
+    if not name:
+        return _parse_ops(_ops_field())
+    if (_ops_field() or "").strip():
+        raise ApiError(400, "invalid_preset", "Send either a preset or ops, not both.")
+    try:
+        return steps_for(name)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_preset", f"{str(exc).capitalize()}.") from None
+
+
 def _ops_field() -> str | None:
     """Return the ops field, whether sent as text (-F 'ops=[...]') or as a file (-F ops=@steps.json)."""
     if "ops" not in request.files:
-        return request.form.get("ops")
+        text = request.form.get("ops")
+        raw = text.encode() if text is not None and len(text) > MAX_OPS_BYTES // 4 else b""
+        if len(raw) > MAX_OPS_BYTES:
+            raise _ops_too_big()
+        return text
     raw = request.files["ops"].read(MAX_OPS_BYTES + 1)
     if len(raw) > MAX_OPS_BYTES:
-        raise ApiError(400, "invalid_ops", f"ops is over {MAX_OPS_BYTES // 1024} KB; a job has at most a few steps.")
+        raise _ops_too_big()
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ApiError(400, "invalid_ops", "ops is not UTF-8 text; send a JSON list of steps.") from None
+
+
+def _ops_too_big() -> ApiError:
+    """Say the ops field is over its limit."""
+    return ApiError(400, "invalid_ops", f"ops is over {MAX_OPS_BYTES // 1024} KB; a job has at most a few steps.")
 
 
 def _parse_ops(raw: str | None) -> Any:

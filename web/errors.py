@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from typing import Any
 
@@ -29,11 +30,17 @@ FIELD_TOO_LARGE = (
 class ApiError(Exception):
     """An error the client can act on, with its HTTP status and a short code."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
+
+
+def storage_full(message: str) -> ApiError:
+    """Say the data directory has no room for another upload."""
+    return ApiError(507, "storage_full", f"{message}; try again later.", headers={"Retry-After": "60"})
 
 
 def error_response(status: int, code: str, message: str, **detail: Any) -> Response:
@@ -48,11 +55,26 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError) -> Response:
-        return error_response(exc.status, exc.code, exc.message)
+        response = error_response(exc.status, exc.code, exc.message)
+        response.headers.update(exc.headers)
+        return response
 
     @app.errorhandler(StepError)
     def step_error(exc: StepError) -> Response:
         return error_response(400, "invalid_ops", str(exc), step=exc.step, param=exc.param)
+
+    @app.errorhandler(OSError)
+    def storage_error(exc: OSError) -> Response:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            log.warning("data directory full: %s", exc)
+            return api_error(storage_full("The data directory is full"))
+        return unexpected(exc)
+
+    @app.errorhandler(redis.exceptions.OutOfMemoryError)
+    def redis_full(exc: redis.RedisError) -> Response:
+        log.warning("redis full: %s", exc)
+        message = "The job queue (Redis) is out of memory."
+        return api_error(ApiError(503, "queue_full", message, headers={"Retry-After": "30"}))
 
     @app.errorhandler(TooManyPixels)
     def too_many_pixels(exc: TooManyPixels) -> Response:
@@ -65,6 +87,8 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
+        if exc.response is not None:  # built with error_response already (e.g. a rate limit's answer)
+            return exc.response  # type: ignore[return-value]
         status = exc.code or 500
         code, message = HTTP_MESSAGES.get(status, (_snake(exc.name), exc.description or exc.name))
         if status == 413 and (request.content_length or 0) <= (app.config["MAX_CONTENT_LENGTH"] or 0):

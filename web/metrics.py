@@ -31,7 +31,9 @@ class QueueCollector:
         up = GaugeMetricFamily("imgjobs_redis_up", "1 when Redis answers the web process, else 0")
         with self.app.app_context():
             try:
-                jobs, workers, queues, per_key = self._jobs(), self._workers(), self._queues(), self._usage()
+                jobs, workers, queues, per_key, memory = (
+                    self._jobs(), self._workers(), self._queues(), self._usage(), self._memory()
+                )
             except redis.RedisError:
                 up.add_metric([], 0)
                 yield up
@@ -42,6 +44,7 @@ class QueueCollector:
         yield workers
         yield from queues
         yield from per_key
+        yield from memory
 
     def _jobs(self) -> GaugeMetricFamily:
         """Count jobs in each RQ registry of the queue (the started one without its cleanup: the reaper does that)."""
@@ -58,6 +61,15 @@ class QueueCollector:
         for state, count in counts.items():
             family.add_metric([state], count)
         return family
+
+    def _memory(self) -> list[GaugeMetricFamily]:
+        """Report Redis' memory use against its limit: at the limit, with noeviction, new jobs are refused."""
+        info = store.connection().info("memory")
+        used = GaugeMetricFamily("imgjobs_redis_memory_used_bytes", "Memory Redis uses")
+        used.add_metric([], info["used_memory"])
+        limit = GaugeMetricFamily("imgjobs_redis_maxmemory_bytes", "Redis' maxmemory (0: no limit)")
+        limit.add_metric([], info.get("maxmemory", 0))
+        return [used, limit]
 
     def _queues(self) -> list[GaugeMetricFamily]:
         """Measure what autoscaling watches: each queue's length and how long its head has waited."""

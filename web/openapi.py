@@ -8,6 +8,7 @@ from flask import Blueprint
 
 from imgjobs.catalog import CATALOG
 from imgjobs.jobs import MEDIA_TYPES
+from imgjobs.presets import PRESETS
 from web.api import MAX_PAGE
 
 bp = Blueprint("openapi", __name__)
@@ -93,7 +94,9 @@ def document() -> dict[str, Any]:
                             }
                         },
                     },
-                    "responses": {"202": _json(_ref("Job"), "Queued."), **_errors(400, 401, 413, 415, 422, 503)},
+                    "responses": {
+                        "202": _json(_ref("Job"), "Queued."), **_errors(400, 401, 413, 415, 422, 429, 503, 507)
+                    },
                 },
                 "get": {
                     "summary": "Recent jobs, newest first.",
@@ -185,6 +188,7 @@ def _schemas() -> dict[str, Any]:
                     "maxItems": 20,
                     "description": "The steps, as a JSON list; empty or missing means re-encode only.",
                 },
+                "preset": {"type": "string", "enum": list(PRESETS), "description": "Named steps, instead of ops."},
                 "format": {"type": "string", "enum": list(MEDIA_TYPES)},
                 "quality": {"type": "integer", "minimum": 1, "maximum": 100},
             },

@@ -17,7 +17,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from imgjobs import storage as storages
-from imgjobs.jobs import ENDED, RECENT_KEY, STATUSES, TASK, event_channel, stop_key
+from imgjobs.jobs import ENDED, RECENT_KEY, STATUSES, TASK, event_channel, heavy_queue, stop_key
 from imgjobs.storage import Storage, is_job_id
 from web.errors import ApiError
 
@@ -29,8 +29,8 @@ def init_app(app: Flask) -> None:
     """Open one Redis connection pool for the app; fail fast when Redis is down."""
     app.extensions["redis"] = redis.Redis.from_url(
         app.config["REDIS_URL"],
-        socket_connect_timeout=0.5,
-        socket_timeout=5,
+        socket_connect_timeout=app.config["REDIS_TIMEOUT"],
+        socket_timeout=app.config["REDIS_TIMEOUT"],  # a hung Redis costs two of these, then a 503
         retry=RedisRetry(NoBackoff(), 1),
     )
 
@@ -45,34 +45,52 @@ def storage() -> Storage:
     return storages.from_config(current_app.config)
 
 
-def queue() -> Queue:
-    """Return the queue jobs go to."""
-    return Queue(current_app.config["QUEUE_NAME"], connection=connection(), serializer=JSONSerializer)
+def queue(heavy: bool = False) -> Queue:
+    """Return the queue jobs go to: the normal one, or the heavy one workers serve in turn with it."""
+    name = heavy_queue(current_app.config) if heavy else current_app.config["QUEUE_NAME"]
+    return Queue(name, connection=connection(), serializer=JSONSerializer)
 
 
-def enqueue(job_id: str, job_spec: dict[str, Any], input_info: dict[str, Any], owner: str | None = None) -> Job:
-    """Queue a job for the worker, remembering it in the recent lists (everyone's and its owner's)."""
+def enqueue(
+    job_id: str, job_spec: dict[str, Any], input_info: dict[str, Any], owner: str | None = None, heavy: bool = False
+) -> Job:
+    """Queue a job (on the heavy queue when `heavy`) and index it in the recent lists, in one round trip to Redis."""
     config = current_app.config
     retries = config["JOB_RETRIES"]
-    job = queue().enqueue(
-        TASK,
-        job_spec,
-        job_id=job_id,
-        job_timeout=config["JOB_TIMEOUT"],
-        result_ttl=config["RESULT_TTL"],
-        failure_ttl=config["FAILURE_TTL"],
-        retry=Retry(max=retries) if retries else None,  # requeued at once: no scheduler process needed
-        meta={"progress": 0.0, "input": input_info, **({"owner": owner} if owner else {})},
-        description=f"{len(job_spec['ops'])} step(s) on {input_info.get('filename') or job_id}",
-    )
     now = time.time()
     oldest = now - max(config["RESULT_TTL"], config["FAILURE_TTL"])
     with connection().pipeline() as pipe:
+        job = queue(heavy).enqueue(
+            TASK,
+            job_spec,
+            job_id=job_id,
+            job_timeout=config["JOB_TIMEOUT"],
+            result_ttl=config["RESULT_TTL"],
+            failure_ttl=config["FAILURE_TTL"],
+            retry=Retry(max=retries) if retries else None,  # requeued at once: no scheduler process needed
+            meta={"progress": 0.0, "input": input_info, **({"owner": owner} if owner else {})},
+            description=f"{len(job_spec['ops'])} step(s) on {input_info.get('filename') or job_id}",
+            pipeline=pipe,
+        )
         for key in {RECENT_KEY, recent_key(owner)}:
             pipe.zadd(key, {job_id: now})
             pipe.zremrangebyscore(key, "-inf", oldest)
         pipe.execute()
     return job
+
+
+def check_room() -> None:
+    """Refuse a new job while MAX_QUEUED jobs wait (backpressure), before its upload is read."""
+    limit = current_app.config["MAX_QUEUED"]
+    if queue().count >= limit:
+        message = f"{limit} jobs are already waiting; try again shortly."
+        raise ApiError(503, "queue_full", message, headers={"Retry-After": "10"})
+
+
+def redis_full() -> bool:
+    """Tell whether Redis has reached its maxmemory (with noeviction it then refuses new jobs)."""
+    info = connection().info("memory")
+    return bool(info.get("maxmemory")) and info["used_memory"] >= info["maxmemory"]
 
 
 def recent_key(owner: str | None) -> str:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,7 +15,8 @@ from PIL import Image, UnidentifiedImageError
 
 from imgjobs import storage
 from imgjobs.jobs import DECODE_ERRORS, INPUT_FORMATS
-from web.errors import ApiError
+from imgjobs.storage import Storage
+from web.errors import ApiError, storage_full
 
 ORIENTATION = 0x0112
 
@@ -20,7 +24,8 @@ ORIENTATION = 0x0112
 class UploadRequest(Request):
     """A request whose file parts go straight to disk under DATA_DIR/tmp, never to memory.
 
-    The temp file is deleted when the request ends; `keep()` hands it to the storage first.
+    The temp file is deleted when the request ends, even when the body broke off or the disk
+    filled up half-way; `keep()` hands it to the storage first.
     """
 
     def _get_file_stream(
@@ -28,19 +33,54 @@ class UploadRequest(Request):
         content_length: int | None = None,
     ) -> IO[bytes]:
         store = storage.from_config(current_app.config)
+        minimum = current_app.config["MIN_FREE_MB"]
         try:
             store.ensure()  # the volume may have been emptied since start-up
-            stream = tempfile.NamedTemporaryFile(dir=store.tmp, prefix="upload-")
+            if free_mb(store) >= minimum:
+                stream = tempfile.NamedTemporaryFile(dir=store.tmp, prefix=f"{spool_prefix()}{os.getpid()}-")
+                self.__dict__.setdefault("_spooled", []).append(stream)
+                return stream
         except OSError as exc:
             raise ApiError(503, "storage_unavailable", f"The data directory is not writable: {exc}.") from None
-        self.__dict__.setdefault("_spooled", []).append(stream)
-        return stream
+        raise storage_full(f"The data directory has less than {minimum:g} MB free")
 
     def close(self) -> None:
-        """Close every temp file, also those of a form whose parsing was cut short (e.g. by a 413)."""
+        """Close every temp file, also those of a form whose parsing was cut short (by a 413 or a full disk)."""
         super().close()
         for stream in self.__dict__.get("_spooled", ()):
             stream.close()
+
+
+def spool_prefix() -> str:
+    """Return how this host's upload temp files start; the owning process's pid follows."""
+    return f"upload-{socket.gethostname()}-"
+
+
+def sweep_spooled(store: Storage) -> int:
+    """Delete this host's upload temp files whose process is gone (killed mid-upload); return how many."""
+    removed = 0
+    for path in store.tmp.glob(spool_prefix() + "*"):
+        pid = path.name[len(spool_prefix()):].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Tell whether a process with this pid runs here."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, as another user
+    return True
+
+
+def free_mb(store: Storage) -> float:
+    """Return the free space of the file system the uploads are received on, in MB."""
+    return shutil.disk_usage(store.tmp).free / (1024 * 1024)
 
 
 @dataclass(frozen=True)

@@ -20,12 +20,13 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 from rq.timeouts import JobTimeoutException
 from rq.utils import now
+from rq.worker import DequeueStrategy
 
 import worker.ops  # noqa: F401 - imported once here, before the child is forked, so every job starts warm
 import worker.tasks  # noqa: F401
 from imgjobs import config
 from imgjobs import storage as storages
-from imgjobs.jobs import DEFAULT_QUALITY, MEDIA_TYPES, event_channel, queue_names, stop_key
+from imgjobs.jobs import DEFAULT_QUALITY, MEDIA_TYPES, TASK, event_channel, queue_names, stop_key
 from imgjobs.storage import Storage
 from worker import failures, imagefile, reaper
 from worker.janitor import sweep
@@ -62,6 +63,27 @@ class ImageWorker(SimpleWorker):
         if job.get_status(refresh=True) not in ("queued", "scheduled", "deferred"):
             tidy(self.storage.remove, job.id)
             self.connection.publish(event_channel(job.id), "ended")
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        """Send RQ's heartbeat (three commands) in one round trip when the caller gives no pipeline."""
+        if pipeline is not None:
+            return super().heartbeat(timeout, pipeline)
+        with self.connection.pipeline(transaction=False) as batch:
+            super().heartbeat(timeout, batch)
+            batch.execute()
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """Run the job if it names the one task; refuse anything else without importing it."""
+        if job.func_name == TASK:
+            super().execute_job(job, queue)
+            return
+        reason = f"it names {job.func_name!r}; this worker runs only {TASK}"
+        log.warning("refused job %s from queue %s: %s", job.id, queue.name, reason)
+        job.meta["error"] = {"code": "refused_job", "message": f"The worker refused the job: {reason}."}
+        job.save_meta()
+        job.retries_left = 0
+        job.ended_at = now()
+        super().handle_job_failure(job, queue, exc_string=f"Refused: {reason}")  # it has no files to tidy
 
     def run_maintenance_tasks(self) -> None:
         """Besides RQ's own upkeep, delete files whose jobs have expired."""
@@ -128,7 +150,9 @@ def _recover(connection: redis.Redis, queue: Queue, storage: Storage, pid: int, 
         job.save_meta()
         job.ended_at = now()
         dead.storage = storage
-        dead.handle_job_failure(job, queue, exc_string=f"The worker process running the job died: {why}")
+        # a retry goes back to the queue the job came from (the heavy one, say)
+        origin = queue if job.origin == queue.name else Queue(job.origin, connection, serializer=JSONSerializer)
+        dead.handle_job_failure(job, origin, exc_string=f"The worker process running the job died: {why}")
     dead.register_death()
 
 
@@ -229,7 +253,7 @@ def main() -> None:
         )
         child.storage = storage
         child.lost_after = settings["WORKER_LOST_AFTER"]
-        child.work(max_jobs=settings["WORKER_MAX_JOBS"])
+        child.work(max_jobs=settings["WORKER_MAX_JOBS"], dequeue_strategy=DequeueStrategy.ROUND_ROBIN)
 
     connection = redis.Redis.from_url(settings["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5)
     queue = Queue(settings["QUEUE_NAME"], connection=connection, serializer=JSONSerializer)

@@ -9,6 +9,7 @@ long step, is killed from outside.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -18,6 +19,7 @@ from types import FrameType
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 class Supervisor:
@@ -54,9 +56,11 @@ class Supervisor:
 
     def _fork(self) -> int:
         """Start a child in its own process group, so its own children go with it."""
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:
             os.setpgrp()
+            _die_with(parent)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches us; we forward SIGTERM
             try:
@@ -110,3 +114,10 @@ class Supervisor:
                 kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this child when its supervisor dies, so no orphan runs a job nobody watches."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(1)

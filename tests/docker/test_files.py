@@ -21,6 +21,7 @@ pytestmark = pytest.mark.docker
 #: Import name -> conda-forge package, for every third-party module the worker may import.
 CONDA_PACKAGE = {
     "numpy": "numpy", "PIL": "pillow", "redis": "redis-py", "rq": "rq", "boto3": "boto3", "botocore": "botocore",
+    "click": "click", "rich": "rich",
 }
 #: conda-forge name -> PyPI name where they differ.
 PYPI_NAME = {"redis-py": "redis"}
@@ -235,7 +236,7 @@ def test_runtime_stage_has_no_conda() -> None:
     runtime = text[text.index("FROM ${RUNTIME_IMAGE} AS runtime"):]
     assert "micromamba" not in runtime and "conda" not in runtime.replace("conda-pack", "")
     assert "COPY --from=env /venv /venv" in runtime
-    assert re.search(r'^CMD \["python", "-m", "worker"\]$', runtime, re.M)
+    assert re.search(r'^ENTRYPOINT \["python", "-m", "worker"\]$', runtime, re.M)  # no arguments: the worker
 
 
 # -- environment.yml --------------------------------------------------------------------------
