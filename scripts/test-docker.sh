@@ -52,7 +52,15 @@ start_engine() {
         return
     fi
     log "starting dockerd (log: $DOCKERD_LOG)"
-    nohup dockerd </dev/null >"$DOCKERD_LOG" 2>&1 &
+    # Close every inherited descriptor first: run under `flock /tmp/docker.lock`, dockerd
+    # would otherwise keep the lock's descriptor, and the lock, for as long as it runs.
+    (
+        for fd in /proc/self/fd/*; do
+            fd=${fd##*/}
+            if ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
+        done
+        exec nohup dockerd </dev/null >"$DOCKERD_LOG" 2>&1
+    ) &
     local pid=$!
     for _ in $(seq 60); do
         if docker info >/dev/null 2>&1; then
@@ -137,4 +145,7 @@ main() {
     return "$status"
 }
 
-main "$@"
+# scripts/test-conda.sh sources this file for its functions.
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+    main "$@"
+fi

@@ -101,8 +101,13 @@ def test_sweep_deletes_files_of_expired_jobs_only(tmp_path, client, redis_client
     fresh = storage.tmp / "upload-in-progress"
     fresh.write_bytes(b"x")
 
+    queueing = "e" * 32  # an upload the web has stored but not yet queued
+    storage.upload(queueing).write_bytes(b"x")
+    for path in (storage.upload(gone), storage.result(gone, "png")):
+        os.utime(path, (time.time() - 600, time.time() - 600))
+
     assert sweep(storage, redis_client) == 3
-    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [live, "upload-in-progress"]
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted([live, queueing, "upload-in-progress"])
 
 
 @pytest.mark.parametrize(

@@ -54,23 +54,24 @@ def queue(heavy: bool = False) -> Queue:
 def enqueue(
     job_id: str, job_spec: dict[str, Any], input_info: dict[str, Any], owner: str | None = None, heavy: bool = False
 ) -> Job:
-    """Queue a job for the worker (on the heavy queue when `heavy`), remembering it in the recent lists."""
+    """Queue a job (on the heavy queue when `heavy`) and index it in the recent lists, in one round trip to Redis."""
     config = current_app.config
     retries = config["JOB_RETRIES"]
-    job = queue(heavy).enqueue(
-        TASK,
-        job_spec,
-        job_id=job_id,
-        job_timeout=config["JOB_TIMEOUT"],
-        result_ttl=config["RESULT_TTL"],
-        failure_ttl=config["FAILURE_TTL"],
-        retry=Retry(max=retries) if retries else None,  # requeued at once: no scheduler process needed
-        meta={"progress": 0.0, "input": input_info, **({"owner": owner} if owner else {})},
-        description=f"{len(job_spec['ops'])} step(s) on {input_info.get('filename') or job_id}",
-    )
     now = time.time()
     oldest = now - max(config["RESULT_TTL"], config["FAILURE_TTL"])
     with connection().pipeline() as pipe:
+        job = queue(heavy).enqueue(
+            TASK,
+            job_spec,
+            job_id=job_id,
+            job_timeout=config["JOB_TIMEOUT"],
+            result_ttl=config["RESULT_TTL"],
+            failure_ttl=config["FAILURE_TTL"],
+            retry=Retry(max=retries) if retries else None,  # requeued at once: no scheduler process needed
+            meta={"progress": 0.0, "input": input_info, **({"owner": owner} if owner else {})},
+            description=f"{len(job_spec['ops'])} step(s) on {input_info.get('filename') or job_id}",
+            pipeline=pipe,
+        )
         for key in {RECENT_KEY, recent_key(owner)}:
             pipe.zadd(key, {job_id: now})
             pipe.zremrangebyscore(key, "-inf", oldest)

@@ -64,6 +64,14 @@ class ImageWorker(SimpleWorker):
             tidy(self.storage.remove, job.id)
             self.connection.publish(event_channel(job.id), "ended")
 
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        """Send RQ's heartbeat (three commands) in one round trip when the caller gives no pipeline."""
+        if pipeline is not None:
+            return super().heartbeat(timeout, pipeline)
+        with self.connection.pipeline(transaction=False) as batch:
+            super().heartbeat(timeout, batch)
+            batch.execute()
+
     def execute_job(self, job: Job, queue: Queue) -> None:
         """Run the job if it names the one task; refuse anything else without importing it."""
         if job.func_name == TASK:

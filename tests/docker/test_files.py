@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -17,11 +18,14 @@ from worker import service as worker_service
 
 pytestmark = pytest.mark.docker
 
-#: Import name -> conda-forge package, for every third-party module the worker may import.
-CONDA_PACKAGE = {
-    "numpy": "numpy", "PIL": "pillow", "redis": "redis-py", "rq": "rq", "boto3": "boto3", "botocore": "botocore",
+#: Import name -> package in environment.yml (conda-forge or, in its pip: section, PyPI), for
+#: every third-party module the worker may import.
+ENV_PACKAGE = {
+    "numpy": "numpy", "PIL": "pillow", "redis": "redis", "rq": "rq", "boto3": "boto3", "botocore": "botocore",
     "click": "click", "rich": "rich",
 }
+#: What the conda section holds beyond requirements/worker.txt: the interpreter and pip itself.
+CONDA_ONLY = {"python", "pip"}
 #: conda-forge name -> PyPI name where they differ.
 PYPI_NAME = {"redis-py": "redis"}
 #: Settings compose passes to web and worker with its own defaults (x-app-env).
@@ -41,16 +45,19 @@ def compose_config(*args: str) -> dict[str, Any]:
 
 
 def read_environment() -> dict[str, Any]:
-    """Parse environment.yml, which keeps to a flat shape: scalars and lists of scalars."""
+    """Parse environment.yml, which keeps to a flat shape: scalars, lists of scalars, one pip: list."""
     sections: dict[str, Any] = {}
     key = None
     for raw in (ROOT / "environment.yml").read_text().splitlines():
-        line = raw.split("#", 1)[0].rstrip()
+        line = raw.split(" #", 1)[0].rstrip() if not raw.startswith("#") else ""
         if not line:
             continue
         if not line.startswith(" "):
             key, _, value = line.partition(":")
             sections[key] = value.strip() or []
+        elif line == "  - pip:" and key == "dependencies":
+            key = "pip"
+            sections[key] = []
         else:
             item = line.strip()
             assert item.startswith("- ") and key, f"environment.yml: unexpected line {raw!r}"
@@ -60,13 +67,26 @@ def read_environment() -> dict[str, Any]:
 
 
 def conda_pins() -> dict[str, str]:
-    """Return environment.yml's dependencies as name -> exact version."""
+    """Return environment.yml's conda dependencies as name -> exact version."""
     pins = {}
     for dep in read_environment()["dependencies"]:
         match = re.fullmatch(r"([a-z0-9][a-z0-9._-]*)=(\d[\w.]*)", dep)
         assert match, f"environment.yml: {dep!r} is not an exact `name=version` pin"
         pins[match[1]] = match[2]
     return pins
+
+
+def pip_pins() -> dict[str, str]:
+    """Return environment.yml's pip: section as PyPI name -> its requirement line."""
+    lines = [line for line in read_environment().get("pip", []) if not line.startswith("--")]
+    return {re.split(r"[=;\s]", line, maxsplit=1)[0].lower(): line for line in lines}
+
+
+def lock_lines(name: str) -> dict[str, str]:
+    """Return `requirements/<name>.txt` as package -> its requirement on one line, hashes included."""
+    text = (ROOT / "requirements" / f"{name}.txt").read_text()
+    text = re.sub(r" *\\\n *", " ", re.sub(r"^ *#.*\n", "", text, flags=re.M))
+    return {re.split(r"[=;\s]", line, maxsplit=1)[0].lower(): line.strip() for line in text.splitlines() if line}
 
 
 def lock_pins(name: str) -> dict[str, str]:
@@ -248,18 +268,18 @@ def test_environment_is_conda_forge_only_and_named() -> None:
 
 def test_environment_holds_exactly_what_the_worker_imports() -> None:
     imported = third_party_imports("worker", "imgjobs")
-    unknown = imported - set(CONDA_PACKAGE)
-    assert not unknown, f"the worker imports {unknown}: add them to environment.yml and CONDA_PACKAGE"
-    # redis-py also when the worker only reaches Redis through rq: it is rq's client.
-    wanted = {CONDA_PACKAGE[name] for name in imported} | {"redis-py"}
-    assert set(conda_pins()) - {"python"} == wanted
+    unknown = imported - set(ENV_PACKAGE)
+    assert not unknown, f"the worker imports {unknown}: add them to requirements/worker.in and ENV_PACKAGE"
+    packages = {PYPI_NAME.get(name, name) for name in conda_pins()} | set(pip_pins())
+    assert {ENV_PACKAGE[name] for name in imported} <= packages
+    # Everything the worker's lock pins, and nothing else but the interpreter and pip.
+    assert packages - CONDA_ONLY == set(lock_pins("worker"))
 
 
 def test_environment_pins_match_the_locks() -> None:
-    pins = conda_pins()
     worker, web = lock_pins("worker"), lock_pins("web")
-    for conda_name, version in pins.items():
-        if conda_name == "python":
+    for conda_name, version in conda_pins().items():
+        if conda_name in CONDA_ONLY:
             continue
         pypi = PYPI_NAME.get(conda_name, conda_name)
         assert worker.get(pypi) == version, f"{conda_name}: environment.yml {version}, worker.txt {worker.get(pypi)}"
@@ -267,6 +287,74 @@ def test_environment_pins_match_the_locks() -> None:
             assert web[pypi] == version, f"{conda_name}: environment.yml {version}, web.txt {web[pypi]}"
 
 
+def test_environment_pip_section_is_the_lock_with_its_hashes() -> None:
+    assert read_environment()["pip"][0] == "--only-binary=:all:"
+    locked = lock_lines("worker")
+    for name, line in pip_pins().items():
+        assert line == locked[name], f"{name}: environment.yml and worker.txt differ: run `make lock`"
+        assert "--hash=sha256:" in line, name
+
+
+def test_locks_pin_every_package_with_hashes() -> None:
+    for name in ("web", "worker", "dev"):
+        for package, line in lock_lines(name).items():
+            assert re.match(rf"{re.escape(package)}==\S+ .*--hash=sha256:[0-9a-f]{{64}}", line, re.I), (name, line)
+
+
 def test_environment_python_matches_the_web_image() -> None:
     tag = dockerfile_arg("Dockerfile.web", "PYTHON_IMAGE").split(":")[1]
     assert tag.startswith(conda_pins()["python"] + "-"), (tag, conda_pins()["python"])
+
+
+def test_compose_s3_override_shares_no_volume_between_web_and_workers(tmp_path: Path) -> None:
+    secrets = {"S3_CREDENTIALS_FILE": tmp_path / "credentials", "SEAWEEDFS_S3_CONFIG": tmp_path / "identities.json"}
+    for path in secrets.values():
+        path.write_text("")
+    env = {**os.environ, **{name: str(path) for name, path in secrets.items()}}
+    out = run(tool("docker-compose"), "-f", str(COMPOSE_FILE), "-f", str(ROOT / "compose.s3.yaml"),
+              "config", "--format", "json", env=env).stdout
+    services = json.loads(out)["services"]
+    web, worker = ({v.get("source") for v in services[name]["volumes"]} for name in ("web", "worker"))
+    assert not web & worker - {None}  # an anonymous volume has no source: it is the worker's alone
+    for name in ("web", "worker"):
+        assert services[name]["environment"]["STORAGE_URL"].startswith("s3://")
+        assert "s3_credentials" in {s["source"] for s in services[name]["secrets"]}
+
+
+# -- swarm.yaml (the live deploy is tests/swarm) ---------------------------------------------
+
+def swarm_config(tmp_path: Path) -> dict[str, Any]:
+    """Return swarm.yaml (with its ports override) as compose resolves it, secrets from empty files."""
+    secrets = {"S3_CREDENTIALS_FILE": tmp_path / "credentials", "SEAWEEDFS_S3_CONFIG": tmp_path / "identities.json",
+               "API_KEYS_PATH": tmp_path / "api-keys"}
+    for path in secrets.values():
+        path.write_text("")
+    env = {**os.environ, **{name: str(path) for name, path in secrets.items()}}
+    out = run(tool("docker-compose"), "-f", str(ROOT / "swarm.yaml"), "-f", str(ROOT / "swarm.ports.yaml"),
+              "config", "--format", "json", env=env).stdout
+    return dict(json.loads(out))
+
+
+def test_swarm_stack_runs_web_and_workers_on_the_bucket_alone(tmp_path: Path) -> None:
+    stack = swarm_config(tmp_path)
+    services = stack["services"]
+    assert set(services) == {"redis", "seaweedfs", "bucket", "web", "worker"}
+    assert {net["driver"] for net in stack["networks"].values()} == {"overlay"}
+    for name in ("web", "worker"):
+        service = services[name]
+        assert service["environment"]["STORAGE_URL"].startswith("s3://")
+        assert set(service["environment"]) - {"AWS_SHARED_CREDENTIALS_FILE", "AWS_DEFAULT_REGION"} <= set(
+            config.SETTINGS)
+        assert "s3_credentials" in {s["source"] for s in service["secrets"]}
+        assert all(v["type"] == "tmpfs" or not v.get("source") for v in service["volumes"]), name  # no shared one
+        assert service["read_only"] is True and service["healthcheck"]["test"]
+        deploy = service["deploy"]
+        assert int(deploy["replicas"]) >= 2 and deploy["resources"]["limits"]["memory"]
+        assert deploy["restart_policy"]["condition"] == "any"
+        assert deploy["update_config"]["parallelism"] == 1 and deploy["update_config"]["failure_action"] == "rollback"
+    # a worker being replaced drains first: its running job may take JOB_TIMEOUT + 30 s
+    assert services["worker"]["deploy"]["update_config"]["order"] == "stop-first"
+    grace = seconds(services["worker"]["stop_grace_period"])
+    assert grace >= int(services["worker"]["environment"]["JOB_TIMEOUT"]) + 30
+    assert services["web"]["ports"][0]["target"] == 5000  # published only with API keys on
+    assert services["web"]["environment"]["ALLOW_ANONYMOUS"] == "0" and services["web"]["environment"]["API_KEYS_FILE"]
