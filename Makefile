@@ -3,14 +3,15 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test test-docker test-conda lint bench lock system-deps clean
+.PHONY: dev test chaos test-docker test-conda lint bench lock system-deps clean
 
 # Debian's own python3 needs the python3-venv package for this.
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || (bash scripts/system-deps.sh python3-venv && $(PYTHON) -m venv --clear $(VENV))
 
-$(VENV)/.runtime: $(BIN)/python requirements/web.txt requirements/worker.txt
-	$(BIN)/pip install --quiet --require-hashes -r requirements/web.txt -r requirements/worker.txt
+$(VENV)/.runtime: $(BIN)/python requirements/web.txt requirements/worker.txt requirements/client.txt pyproject.toml
+	$(BIN)/pip install --quiet --require-hashes -r requirements/web.txt -r requirements/worker.txt -r requirements/client.txt
+	$(BIN)/pip install --quiet --no-deps --editable .  # the `imgjobs` command, in $(BIN)
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime requirements/dev.txt
@@ -27,7 +28,11 @@ system-deps:
 
 ## test: the whole suite except the container tests (real Redis, real workers, real Chromium)
 test: $(VENV)/.dev system-deps
-	$(BIN)/python -m pytest -m "not docker" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not docker and not chaos" $(PYTEST_ARGS)
+
+## chaos: 200 jobs while a worker child, a whole worker and Redis are killed; prints the counts
+chaos: $(VENV)/.dev system-deps
+	$(BIN)/python -m pytest -m chaos -s -q tests/test_chaos.py
 
 ## test-docker: build the images and run the real compose.yaml (needs root for the engine)
 test-docker: $(VENV)/.dev
@@ -41,7 +46,18 @@ lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-bench: $(VENV)/.dev system-deps
+# thumbor, the peer the benchmark compares with, lives in its own venv: never a dependency of the service.
+BENCH_VENV := .venv-bench
+THUMBOR := thumbor==7.8.0
+
+$(BENCH_VENV)/.thumbor:
+	$(PYTHON) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install --quiet $(THUMBOR)
+	touch $@
+
+## bench: speed ratios measured side by side in one run (this service against thumbor, queue, HTTP, ops)
+bench: $(VENV)/.dev system-deps $(BENCH_VENV)/.thumbor
+	$(BIN)/python -m bench.thumbor $(BENCH_VENV)/bin/thumbor
 	$(BIN)/python -m bench.queue
 	$(BIN)/python -m bench.ops
 
@@ -50,4 +66,4 @@ lock: $(VENV)/.dev
 	bash scripts/lock.sh
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(BENCH_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -6,6 +6,7 @@ an implementation to each name (a test checks both sides cover the same names).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -13,6 +14,9 @@ from typing import Any
 from imgjobs.params import Param
 
 Check = Callable[[dict[str, Any]], str | None]
+Size = tuple[int, int]
+#: (input size, bound parameters) -> output size, for the ops that change it.
+Resize = Callable[[Size, dict[str, Any]], Size]
 
 
 @dataclass(frozen=True)
@@ -25,6 +29,7 @@ class Op:
     params: tuple[Param, ...] = ()
     analysis: bool = False  # adds JSON to the result and leaves the image as it is
     check: Check | None = None  # cross-parameter rule: returns a message when broken
+    size: Resize | None = None  # how the op changes the image size; None: it keeps it
 
     def bind(self, given: dict[str, Any]) -> dict[str, Any]:
         """Return the full, typed parameters for `given`, or raise ValueError naming the parameter."""
@@ -77,6 +82,42 @@ class StepError(ValueError):
         self.param = param
 
 
+class TooManyPixels(StepError):
+    """A step whose output would be larger than the pixel budget allows."""
+
+
+@dataclass(frozen=True)
+class Budget:
+    """The largest image any step may make: pixels in all, and the longest side."""
+
+    pixels: int
+    side: int
+
+    def check(self, number: int, step: dict[str, Any], source: Size) -> Size:
+        """Return the size `step` (numbered from 1) makes from `source`, or raise TooManyPixels."""
+        op = CATALOG[step["op"]]
+        if op.size is None:
+            return source
+        try:
+            width, height = op.size(source, step)
+        except ValueError as exc:
+            raise StepError(number, None, f"step {number} ({op.name}): {exc}") from None
+        if width * height > self.pixels or max(width, height) > self.side:
+            raise TooManyPixels(number, None, (
+                f"step {number} ({op.name}) would make a {width}x{height} image; the limit is "
+                f"{self.pixels:,} pixels and {self.side:,} pixels a side"
+            ))
+        return width, height
+
+    def sizes(self, steps: list[dict[str, Any]], source: Size) -> list[Size]:
+        """Return the size after each of `steps` from `source`, or raise at the first step over budget."""
+        out = []
+        for number, step in enumerate(steps, start=1):
+            source = self.check(number, step, source)
+            out.append(source)
+        return out
+
+
 CATALOG: dict[str, Op] = {}
 
 
@@ -116,6 +157,85 @@ def _validate_step(number: int, step: Any) -> dict[str, Any]:
 def describe() -> list[dict[str, Any]]:
     """Describe every op, in catalogue order."""
     return [op.schema() for op in CATALOG.values()]
+
+
+# ---------------------------------------------------------------- sizes
+
+
+def resize_size(source: Size, width: int | None, height: int | None, fit: str) -> Size:
+    """Return the output size of a resize of `source` (for cover: the box it fills)."""
+    src_w, src_h = source
+    if fit in ("fill", "cover") and width and height:
+        return width, height
+    scales = [s for s in (width and width / src_w, height and height / src_h) if s]
+    scale = min(scales)
+    if fit == "inside":
+        scale = min(scale, 1.0)
+    return max(1, round(src_w * scale)), max(1, round(src_h * scale))
+
+
+def crop_box(size: Size, x: int, y: int, width: int | None, height: int | None,
+             aspect: float | None) -> tuple[int, int, int, int]:
+    """Return the (left, top, right, bottom) box a crop keeps."""
+    src_w, src_h = size
+    if aspect is not None:
+        if src_w / src_h > aspect:
+            keep_w, keep_h = max(1, min(src_w, round(src_h * aspect))), src_h
+        else:
+            keep_w, keep_h = src_w, max(1, min(src_h, round(src_w / aspect)))
+        left, top = (src_w - keep_w) // 2, (src_h - keep_h) // 2
+        return left, top, left + keep_w, top + keep_h
+    if x >= src_w or y >= src_h:
+        raise ValueError(f"the crop box starts at ({x}, {y}), outside the {src_w}x{src_h} image")
+    right = src_w if width is None else min(src_w, x + width)
+    bottom = src_h if height is None else min(src_h, y + height)
+    return x, y, right, bottom
+
+
+def rotated_size(source: Size, angle: float, expand: bool) -> Size:
+    """Return the size of `source` rotated by `angle` degrees, as Pillow's `Image.rotate` makes it."""
+    angle = angle % 360.0
+    width, height = source
+    if not expand or angle == 180:
+        return source
+    if angle in (90, 270):
+        return height, width
+    turn = -math.radians(angle)
+    cos, sin = round(math.cos(turn), 15), round(math.sin(turn), 15)
+    centre_x, centre_y = width / 2.0, height / 2.0
+    shift_x = cos * -centre_x + sin * -centre_y + centre_x  # Pillow's matrix: turn about the centre
+    shift_y = -sin * -centre_x + cos * -centre_y + centre_y
+    corners = [(0, 0), (width, 0), (width, height), (0, height)]
+    xs = [cos * x + sin * y + shift_x for x, y in corners]
+    ys = [-sin * x + cos * y + shift_y for x, y in corners]
+    return math.ceil(max(xs)) - math.floor(min(xs)), math.ceil(max(ys)) - math.floor(min(ys))
+
+
+def _resize_size(source: Size, p: dict[str, Any]) -> Size:
+    """Size after resize."""
+    return resize_size(source, p["width"], p["height"], p["fit"])
+
+
+def _thumbnail_size(source: Size, p: dict[str, Any]) -> Size:
+    """Size after thumbnail."""
+    return resize_size(source, p["width"], p["height"], "inside")
+
+
+def _crop_size(source: Size, p: dict[str, Any]) -> Size:
+    """Size after crop."""
+    left, top, right, bottom = crop_box(source, p["x"], p["y"], p["width"], p["height"], p["aspect"])
+    return right - left, bottom - top
+
+
+def _rotate_size(source: Size, p: dict[str, Any]) -> Size:
+    """Size after rotate."""
+    return rotated_size(source, p["angle"], p["expand"])
+
+
+def _pad_size(source: Size, p: dict[str, Any]) -> Size:
+    """Size after pad: the canvas, then the border on every side."""
+    inner_w, inner_h = max(source[0], p["width"] or 0), max(source[1], p["height"] or 0)
+    return inner_w + 2 * p["border"], inner_h + 2 * p["border"]
 
 
 # ---------------------------------------------------------------- declarations
@@ -181,26 +301,26 @@ register(Op("resize", "geometry", "Resize to a width and/or height; fit says how
     _side("height", "Target height in pixels."),
     Param("fit", "choice", _FIT, default="inside", choices=("inside", "contain", "cover", "fill")),
     Param("filter", "choice", "Resampling filter.", default="lanczos", choices=FILTERS),
-), check=_one_side))
+), check=_one_side, size=_resize_size))
 register(Op("thumbnail", "geometry", "Shrink to fit a box, never enlarging; faster than resize, for previews.", (
     _side("width", "Largest width in pixels.", 256),
     _side("height", "Largest height in pixels.", 256),
     Param("filter", "choice", "Resampling filter.", default="bicubic", choices=FILTERS),
-)))
+), size=_thumbnail_size))
 register(Op("crop", "geometry", "Cut out a box (clipped to the image), or the largest centred box of an aspect.", (
     Param("x", "int", "Left edge of the box in pixels.", default=0, minimum=0, maximum=MAX_SIDE),
     Param("y", "int", "Top edge of the box in pixels.", default=0, minimum=0, maximum=MAX_SIDE),
     _side("width", "Width of the box in pixels; default: to the right edge."),
     _side("height", "Height of the box in pixels; default: to the bottom edge."),
     Param("aspect", "float", "Width / height of a centred box, e.g. 1.7778 for 16:9.", minimum=0.01, maximum=100),
-), check=_box_or_aspect))
+), check=_box_or_aspect, size=_crop_size))
 register(Op("rotate", "geometry", "Rotate counter-clockwise by any angle.", (
     Param("angle", "float", "Degrees counter-clockwise; negative turns clockwise.", required=True, minimum=-360,
           maximum=360),
     Param("expand", "bool", "Grow the canvas to hold the whole rotated image.", default=True),
     _fill("Colour of the uncovered corners;"),
     Param("filter", "choice", "Resampling filter.", default="bicubic", choices=FILTERS[:3]),
-)))
+), size=_rotate_size))
 register(Op("flip", "geometry", "Mirror the image.", (
     Param("direction", "choice", "horizontal: left-right; vertical: top-bottom.", default="horizontal",
           choices=("horizontal", "vertical")),
@@ -210,7 +330,7 @@ register(Op("pad", "geometry", "Centre on a canvas of at least width x height, t
     _side("height", "Smallest canvas height in pixels."),
     Param("border", "int", "Border added on every side, in pixels.", default=0, minimum=0, maximum=MAX_SIDE),
     _fill("Colour of the padding;"),
-), check=_canvas_or_border))
+), check=_canvas_or_border, size=_pad_size))
 
 # tone and colour
 register(Op("grayscale", "tone", "Convert to shades of grey, keeping transparency."))

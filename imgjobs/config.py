@@ -8,7 +8,7 @@ from typing import Any
 
 #: name -> (type, default). Every setting the service reads; documented in the README.
 SETTINGS: dict[str, tuple[type, Any]] = {
-    "HOST": (str, "0.0.0.0"),
+    "HOST": (str, "127.0.0.1"),
     "PORT": (int, 5000),
     "WEB_CONCURRENCY": (int, 2),
     "WEB_THREADS": (int, 8),
@@ -24,11 +24,43 @@ SETTINGS: dict[str, tuple[type, Any]] = {
     "JOB_RETRIES": (int, 2),
     "WORKERS": (int, 2),
     "WORKER_MAX_JOBS": (int, 500),
+    # cost bounds (issue 8): every step's size, worker memory, per-client limits
+    "MAX_DIMENSION": (int, 16384),
+    "WORKER_MEMORY_MB": (int, 0),  # 0: sized from MAX_PIXELS by memory_limit()
+    "MAX_FILENAME_BYTES": (int, 255),
+    "RESULT_RESOURCE_POLICY": (str, "same-origin"),  # Cross-Origin-Resource-Policy of results
+    "RATE_LIMIT": (str, "60/minute"),  # job submissions per client (Flask-Limiter syntax); a key's "rate" wins
+    "JOBS_PER_CLIENT": (int, 20),  # queued + running jobs per client; a key's "jobs" wins
+    "HEAVY_PIXELS": (int, 200_000_000),  # jobs costing more go to the heavy queue
     # storage backend (issue #10): empty = the shared DATA_DIR; s3://bucket/prefix = an object store
     "STORAGE_URL": (str, ""),
     "S3_ENDPOINT_URL": (str, ""),
     "RESULT_REDIRECT": (int, 0),
+    # Reliability under faults (issue #13)
+    "WORKER_LOST_AFTER": (int, 20),
+    "MIN_FREE_MB": (float, 100.0),
+    "MAX_QUEUED": (int, 1000),
+    "REDIS_TIMEOUT": (float, 0.3),
+    # accounts: API keys, private jobs, signed share links (README "API keys")
+    "API_KEYS_FILE": (str, ""),
+    "ALLOW_ANONYMOUS": (int, 0),
+    "SIGNING_KEY": (str, ""),
+    "SIGNING_KEY_FILE": (str, ""),
+    "SHARE_TTL": (int, 3600),
+    "METRICS_TOKEN": (str, ""),
 }
+
+
+#: What a worker child holds before its first job (interpreter, numpy, Pillow), in MB.
+WORKER_BASE_MB = 256
+#: What the heaviest op holds at once per input pixel (source, result and working copies in RGBA).
+BYTES_PER_PIXEL = 24
+
+
+def memory_limit(settings: Mapping[str, Any]) -> int:
+    """Return the bytes of memory a worker child may use: WORKER_MEMORY_MB, else sized from MAX_PIXELS."""
+    megabytes = settings["WORKER_MEMORY_MB"] or WORKER_BASE_MB + settings["MAX_PIXELS"] * BYTES_PER_PIXEL // 2**20
+    return int(megabytes) * 2**20
 
 
 class ConfigError(ValueError):

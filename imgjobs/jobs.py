@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 from collections.abc import Mapping
 from typing import Any
@@ -19,6 +20,14 @@ INPUT_FORMATS = ("JPEG", "PNG", "GIF", "WEBP", "TIFF", "BMP")
 DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, struct.error)
 
 DEFAULT_QUALITY = {"jpeg": 85, "webp": 80}
+
+#: File name endings taken as images (any case) where a folder is walked (batch, the client), with their format.
+IMAGE_SUFFIXES = {
+    ".jpg": "JPEG", ".jpeg": "JPEG", ".mpo": "JPEG", ".png": "PNG", ".apng": "PNG", ".gif": "GIF",
+    ".webp": "WEBP", ".tif": "TIFF", ".tiff": "TIFF", ".bmp": "BMP",
+}
+#: The file name ending of each output format.
+OUTPUT_SUFFIXES = {"png": ".png", "jpeg": ".jpg", "webp": ".webp"}
 
 #: RQ's statuses folded into the five the API promises.
 STATUSES = {
@@ -39,8 +48,18 @@ RECENT_KEY = "imgjobs:recent"
 
 
 def queue_names(config: Mapping[str, Any]) -> list[str]:
-    """Return every queue the workers serve, in the order they take jobs from them."""
-    return [config["QUEUE_NAME"]]
+    """Return every queue the workers serve, in the order they take jobs from them (round-robin)."""
+    return [config["QUEUE_NAME"], heavy_queue(config)]
+
+
+def heavy_queue(config: Mapping[str, Any]) -> str:
+    """Return the queue for jobs costing over HEAVY_PIXELS, served in turn with the normal one."""
+    return f"{config['QUEUE_NAME']}-heavy"
+
+
+def cost(sizes: list[tuple[int, int]]) -> int:
+    """Return a job's cost in pixels handled: the decoded input and every step's output."""
+    return sum(width * height for width, height in sizes)
 
 
 def output_format(requested: str | None, input_format: str) -> str:
@@ -59,10 +78,9 @@ def output_quality(requested: str | int | None, fmt: str) -> int | None:
     """Return the encoder quality (1-100) for lossy formats, None for png; refuse bad values either way."""
     quality = None
     if requested not in (None, ""):
-        try:
-            quality = int(str(requested))
-        except ValueError:
-            raise ValueError(f"quality must be an integer from 1 to 100, got {requested!r}") from None
+        if not re.fullmatch(r"[0-9]{1,3}", str(requested), re.ASCII):  # not "1_0", " 50", "٥٠" or "1e2"
+            raise ValueError(f"quality must be an integer from 1 to 100, got {str(requested)[:20]!r}")
+        quality = int(str(requested))
         if not 1 <= quality <= 100:
             raise ValueError(f"quality must be an integer from 1 to 100, got {quality}")
     if fmt not in DEFAULT_QUALITY:

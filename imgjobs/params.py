@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Any
 
 KINDS = ("int", "float", "bool", "choice", "color")
-_COLOR = re.compile(r"^#(?:[0-9a-fA-F]{6}|[0-9a-fA-F]{8})$")
+_COLOR = re.compile(r"#(?:[0-9a-fA-F]{6}|[0-9a-fA-F]{8})")
 
 
 @dataclass(frozen=True)
@@ -34,29 +35,33 @@ class Param:
         if self.kind == "bool":
             if isinstance(value, bool):
                 return value
-            raise ValueError(f"must be true or false, got {value!r}")
+            raise ValueError(f"must be true or false, got {_short(value)}")
         if self.kind == "choice":
             if value in self.choices:
                 return value
-            raise ValueError(f"must be one of {', '.join(self.choices)}, got {value!r}")
+            raise ValueError(f"must be one of {', '.join(self.choices)}, got {_short(value)}")
         if self.kind == "color":
-            if isinstance(value, str) and _COLOR.match(value):
+            if isinstance(value, str) and _COLOR.fullmatch(value):
                 return value.lower()
-            raise ValueError(f"must be a colour like '#ff8800' or '#ff880080', got {value!r}")
+            raise ValueError(f"must be a colour like '#ff8800' or '#ff880080', got {_short(value)}")
         return self._number(value)
 
     def _number(self, value: Any) -> int | float:
         """Check a number against this parameter's type and range."""
         whole = self.kind == "int"
         if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"must be {self._expected()}, got {value!r}")
-        if whole and value != int(value):
-            raise ValueError(f"must be {self._expected()}, got {value!r}")
-        number = int(value) if whole else float(value)
-        if number != number or (self.minimum is not None and number < self.minimum) or (
+            raise ValueError(f"must be {self._expected()}, got {_short(value)}")
+        try:
+            real = float(value)  # an int too big for a float is out of every range
+        except OverflowError:
+            raise ValueError(f"must be {self._expected()}, got {_short(value)}") from None
+        if not math.isfinite(real) or (whole and not real.is_integer()):
+            raise ValueError(f"must be {self._expected()}, got {_short(value)}")
+        number = int(value) if whole else real
+        if (self.minimum is not None and number < self.minimum) or (
             self.maximum is not None and number > self.maximum
         ):
-            raise ValueError(f"must be {self._expected()}, got {value!r}")
+            raise ValueError(f"must be {self._expected()}, got {_short(value)}")
         return number
 
     def _expected(self) -> str:
@@ -84,3 +89,9 @@ class Param:
         if self.choices:
             out["choices"] = list(self.choices)
         return out
+
+
+def _short(value: Any) -> str:
+    """Return `value` for an error message, a huge number cut short."""
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}... ({len(text)} characters)"

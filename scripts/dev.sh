@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make dev`: the whole service on this machine, in the foreground.
 # Starts a private redis-server under DATA_DIR (unless REDIS_URL is set), gunicorn on PORT
-# and WORKERS RQ workers. Ctrl-C or SIGTERM stops all of them.
+# and WORKERS RQ workers, each restarted with a log line when it dies (like compose's restart
+# policy). Ctrl-C or SIGTERM stops all of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
@@ -21,6 +22,21 @@ stop() {
 trap 'stop; exit 0' INT TERM
 trap stop EXIT
 
+# Run a command and start it again whenever it exits, until this subshell is told to stop.
+keep() {
+  local name=$1 child status
+  shift
+  trap 'kill -TERM "$child" 2>/dev/null || true; wait "$child" || true; exit 0' TERM
+  while true; do
+    "$@" &
+    child=$!
+    status=0
+    wait "$child" || status=$?
+    echo "dev: $name (pid $child) exited with status $status; restarting it" >&2
+    sleep 1
+  done
+}
+
 if [ -z "${REDIS_URL:-}" ]; then
   if ! command -v redis-server >/dev/null; then
     bash scripts/system-deps.sh redis-server || {
@@ -30,21 +46,25 @@ if [ -z "${REDIS_URL:-}" ]; then
   fi
   port="${REDIS_PORT:-$($BIN/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}"
   mkdir -p "$DATA_DIR/redis"
-  redis-server --port "$port" --bind 127.0.0.1 --dir "$DATA_DIR/redis" --appendonly yes \
-    --save '' --daemonize no --loglevel warning &
+  # A fresh password each run, given on stdin (not in `ps`); only this service's processes get it.
+  password="$($BIN/python -c 'import secrets; print(secrets.token_hex(16))')"
+  redis_server() {
+    exec redis-server - --port "$port" --bind 127.0.0.1 --dir "$DATA_DIR/redis" --appendonly yes \
+      --save '' --daemonize no --loglevel warning \
+      --maxmemory "${REDIS_MAXMEMORY:-256mb}" --maxmemory-policy noeviction < <(echo "requirepass $password")
+  }
+  keep redis redis_server &
   redis+=($!)
-  export REDIS_URL="redis://127.0.0.1:$port/0"
-  for _ in $(seq 100); do redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
-  echo "redis-server on $REDIS_URL (data in $DATA_DIR/redis)"
+  export REDIS_URL="redis://:$password@127.0.0.1:$port/0"
+  for _ in $(seq 100); do REDISCLI_AUTH="$password" redis-cli -p "$port" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  echo "redis-server on redis://127.0.0.1:$port/0 with a password (data in $DATA_DIR/redis)"
 fi
 
-$BIN/gunicorn --config gunicorn.conf.py 'web:create_app()' &
+keep web $BIN/gunicorn --config gunicorn.conf.py 'web:create_app()' &
 pids+=($!)
-for _ in $(seq "$WORKERS"); do
-  $BIN/python -m worker &
+for n in $(seq "$WORKERS"); do
+  keep "worker $n" $BIN/python -m worker &
   pids+=($!)
 done
 echo "service on http://localhost:$PORT with $WORKERS worker(s); Ctrl-C stops it"
-wait -n "${pids[@]}" "${redis[@]}"
-echo "a process of the service exited; stopping the rest" >&2
-exit 1
+wait

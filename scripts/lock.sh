@@ -13,7 +13,7 @@ compile() {
 }
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-for name in web worker dev; do
+for name in web worker client dev; do
   compile "$name.in" -o "$name.txt"
   { grep -E '^[^#-].*;' "$name.in" || true; } | while read -r line; do
     pin=${line%%;*}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,11 @@ from PIL import Image
 
 from tests.services import ROOT, RedisServer, S3Server, WorkerProcess, free_port, service_env, wait_until
 from web import create_app
+
+# The whole suite is one client (127.0.0.1): per-client limits are off for it, and
+# tests/test_limits.py turns them on with settings of its own. Subprocesses inherit this.
+for _name, _value in {"RATE_LIMIT": "100000/minute", "JOBS_PER_CLIENT": "100000"}.items():
+    os.environ.setdefault(_name, _value)
 
 __all__ = ["ROOT", "free_port", "service_env", "wait_until"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -55,20 +56,32 @@ def _pings(client: redis.Redis) -> bool:
 class RedisServer:
     """A private redis-server on a free port, in its own directory."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, appendonly: bool = False) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: `make test` installs it (apt-get install redis-server)")
         self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(directory), "--save", "",
-             "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"],
-            stdout=subprocess.DEVNULL,
-        )
-        client = redis.Redis(port=self.port)
+        self.password = secrets.token_hex(16)  # as in production: nothing reaches it without the password
+        self.url = f"redis://:{self.password}@127.0.0.1:{self.port}/0"
+        self.command = [binary, "-", "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(directory),
+                        "--save", "", "--appendonly", "yes" if appendonly else "no", "--daemonize", "no",
+                        "--loglevel", "warning"]
+        self.start()
+
+    def start(self) -> None:
+        """Start the server and wait until it answers."""
+        self.process = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL)
+        assert self.process.stdin is not None
+        self.process.stdin.write(f"requirepass {self.password}\n".encode())  # on stdin, not in `ps`
+        self.process.stdin.close()
+        client = redis.Redis.from_url(self.url)
         wait_until(lambda: _pings(client), what="redis-server to start")
         client.close()
+
+    def restart(self) -> None:
+        """Stop the server and start it again on the same port (with appendonly, keeping its data)."""
+        self.stop()
+        self.start()
 
     def stop(self) -> None:
         """Stop the server and wait for it."""
@@ -167,6 +180,18 @@ class WorkerProcess:
     def job_process(self) -> int:
         """Return the pid of the process running jobs."""
         return int(wait_until(lambda: next(iter(self.children()), None), what="the worker child"))
+
+    def kill_child(self) -> None:
+        """SIGKILL the child that runs jobs, as the OOM killer would; the supervisor stays."""
+        os.kill(self.job_process(), signal.SIGKILL)
+
+    def kill_host(self) -> None:
+        """SIGKILL the supervisor and its child at once, as when the worker's container or host dies."""
+        children = self.children()
+        self.process.kill()
+        for pid in children:
+            os.kill(pid, signal.SIGKILL)
+        self.process.wait()
 
     def stop(self) -> None:
         """Ask for a warm shutdown and wait for it."""

@@ -132,7 +132,7 @@ def test_ops_catalogue_lists_parameters(client):
                      "minimum": 1, "maximum": 16384}
     assert ops["stats"]["analysis"] is True
     assert body["formats"] == ["png", "jpeg", "webp"]
-    assert body["limits"] == {"max_upload_mb": 25.0, "max_pixels": 50_000_000}
+    assert body["limits"] == {"max_upload_mb": 25.0, "max_pixels": 50_000_000, "max_dimension": 16384}
 
 
 def test_bad_image_fails_its_job_and_the_worker_goes_on(client, data_dir, redis_client):

@@ -34,3 +34,9 @@ def test_jobs_are_enqueued_by_a_name_that_resolves_to_the_worker_task():
     from worker.tasks import process
 
     assert import_attribute(TASK) is process
+
+
+def test_the_client_talks_http_only():
+    loaded = modules_after("import client.cli, client.submit, client.files, client.api")
+    assert {"click", "requests", "rich"} <= loaded
+    assert not {"web", "worker", "flask", "numpy", "PIL", "redis", "rq"} & loaded

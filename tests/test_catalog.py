@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import re
 
 import pytest
 
@@ -91,3 +92,54 @@ def test_bad_steps_name_the_problem(step, words):
 )
 def test_good_steps_pass(step):
     assert validate_steps([step], 20)[0]["op"] == step["op"]
+
+
+SIZE_CASES = [
+    {"op": "resize", "width": 40}, {"op": "resize", "height": 7, "fit": "contain"},
+    {"op": "resize", "width": 90, "height": 20, "fit": "cover"},
+    {"op": "resize", "width": 5, "height": 99, "fit": "fill"},
+    {"op": "thumbnail", "width": 30, "height": 30}, {"op": "crop", "x": 3, "y": 4, "width": 100},
+    {"op": "crop", "aspect": 1.7778}, {"op": "flip"}, {"op": "pad", "width": 70, "border": 3},
+    *({"op": "rotate", "angle": a, "expand": e} for a in (0, 1, 30, 45, 90, -90, 133.7, 180, 270, 359.9)
+      for e in (True, False)),
+    *({"op": name} for name in CATALOG if not CATALOG[name].params or name in ("blur", "quantize", "edges")),
+]
+
+
+@pytest.mark.parametrize("source", [(64, 48), (33, 97), (1, 1)])
+@pytest.mark.parametrize("step", SIZE_CASES, ids=lambda s: "-".join(map(str, s.values())))
+def test_declared_size_is_the_size_the_op_makes(source, step):
+    """Web and worker budget with the catalogue's sizes: they must be the ops' own, exactly."""
+    from PIL import Image
+
+    from imgjobs.catalog import Budget
+
+    bound = validate_steps([step], 20)
+    image = Image.new("RGB", source, "red")
+    try:
+        output = OPS[step["op"]](image, **{k: v for k, v in bound[0].items() if k != "op"})
+    except ValueError as exc:  # a step the image cannot take is refused by the budget too, for the same reason
+        with pytest.raises(StepError, match=re.escape(str(exc))):
+            Budget(10**9, 10**6).sizes(bound, source)
+        return
+    expected = image.size if CATALOG[step["op"]].analysis else output.size
+    assert Budget(10**9, 10**6).sizes(bound, source) == [expected]
+
+
+@pytest.mark.parametrize(
+    ("steps", "words"),
+    [
+        ([{"op": "pad", "border": 16384}], "step 1 (pad) would make a 32769x32769 image"),
+        ([{"op": "resize", "width": 16384, "height": 16384, "fit": "fill"}],
+         "step 1 (resize) would make a 16384x16384"),
+        ([{"op": "resize", "width": 7000, "height": 7000, "fit": "fill"}, {"op": "rotate", "angle": 45}],
+         "step 2 (rotate) would make a 9900x9900"),
+        ([{"op": "grayscale"}, {"op": "pad", "width": 16384, "border": 8}], "step 2 (pad) would make a 16400x17"),
+    ],
+)
+def test_budget_names_the_first_step_over_it(steps, words):
+    from imgjobs.catalog import Budget, TooManyPixels
+
+    with pytest.raises(TooManyPixels, match=re.escape(words)) as caught:
+        Budget(50_000_000, 16384).sizes(validate_steps(steps, 20), (1, 1))
+    assert caught.value.step == len(steps)

@@ -27,7 +27,7 @@ def ready(url: str) -> bool:
     """Tell whether the service answers /readyz with 200."""
     try:
         return requests.get(f"{url}/readyz", timeout=2).status_code == 200
-    except requests.ConnectionError:
+    except (requests.ConnectionError, requests.Timeout):  # gunicorn listens before its workers have booted
         return False
 
 
@@ -55,3 +55,36 @@ def test_dev_script_runs_the_service_and_stops_it_cleanly(tmp_path):
     described = subprocess.run(["ps", "-o", "pid,ppid,stat,cmd", "-p", ",".join(leftovers or ["0"])],
                                capture_output=True, text=True).stdout
     assert leftovers == [], described
+
+
+def service_pids(session: int, pattern: str, *options: str) -> set[int]:
+    """Return the pids of the session's processes whose command line matches `pattern`."""
+    command = ["pgrep", *options, "-s", str(session), "-f", pattern]
+    return {int(pid) for pid in subprocess.run(command, capture_output=True, text=True).stdout.split()}
+
+
+def test_dev_script_restarts_a_killed_worker_and_web_like_a_restart_policy(tmp_path):
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env.update(PORT=str(port), REDIS_PORT=str(free_port()), WORKERS="1", DATA_DIR=str(tmp_path / "data"))
+    log = tmp_path / "dev.log"
+    with log.open("wb") as out:
+        script = subprocess.Popen(["bash", "scripts/dev.sh"], cwd=ROOT, env=env, start_new_session=True,
+                                  stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: ready(url), timeout=60, what="make dev to come up")
+        for pattern in ("python -m worker$", "gunicorn --config"):  # the supervisor or master is the oldest
+            before = wait_until(lambda p=pattern: service_pids(script.pid, p), what=pattern)
+            [first] = service_pids(script.pid, pattern, "--oldest")
+            os.kill(first, signal.SIGKILL)
+            wait_until(lambda p=pattern, b=before: service_pids(script.pid, p) - b, timeout=30, what="a restart")
+            assert f"(pid {first}) exited with status 137; restarting it" in log.read_text()
+        wait_until(lambda: ready(url), timeout=60, what="the service to be back")
+        created = requests.post(f"{url}/api/v1/jobs", files={"file": ("a.png", make_image(), "image/png")})
+        assert requests.get(f"{url}{created.json()['links']['self']}?wait=20").json()["status"] == "finished"
+        assert "imgjobs_redis_maxmemory_bytes 2.68435456e+08" in requests.get(f"{url}/metrics").text  # 256 MB
+    finally:
+        script.send_signal(signal.SIGTERM)
+        assert script.wait(timeout=60) == 0
+    assert not service_pids(script.pid, ".")

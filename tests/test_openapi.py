@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import secrets
+
 import pytest
 import schemathesis
 from hypothesis import HealthCheck, settings
+from schemathesis.config import SchemathesisConfig
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from imgjobs.catalog import CATALOG
-from web import create_app, store
+from web import auth, create_app, store
 
-# Schemathesis needs the app when the module loads; the fixture below points it at the session's Redis.
+# Schemathesis needs the app when the module loads; the fixture below points it at the session's Redis
+# and turns API keys on, so the API is fuzzed as it is exposed: with a key.
 fuzzed_app = create_app({"DATA_DIR": "/tmp/imgjobs-fuzz", "QUEUE_NAME": "fuzz", "REDIS_URL": "redis://127.0.0.1:1"})
-schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", fuzzed_app)
+KEY = secrets.token_urlsafe(32)
+# The key goes where the document's bearer scheme says, so schemathesis also tries calls without it.
+keyed = SchemathesisConfig.from_dict({"auth": {"openapi": {"apiKey": {"bearer": KEY}}}})
+schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", fuzzed_app, config=keyed)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -20,12 +27,17 @@ def real_redis(redis_server, tmp_path_factory):
     fuzzed_app.config.update(REDIS_URL=redis_server.url, DATA_DIR=str(tmp_path_factory.mktemp("fuzz")))
     fuzzed_app.extensions["redis"].close()
     store.init_app(fuzzed_app)
+    keys = tmp_path_factory.mktemp("fuzz-keys") / "api-keys"
+    keys.write_text(f"fuzzer {KEY}\n")
+    fuzzed_app.extensions["api_keys"] = auth.KeyRing(keys)
     yield
+    fuzzed_app.extensions["api_keys"] = None
     fuzzed_app.extensions["redis"].close()
 
 
 def test_document_lists_every_catalogue_op():
-    document = fuzzed_app.test_client().get("/api/v1/openapi.json").get_json()
+    headers = {"Authorization": f"Bearer {KEY}"}
+    document = fuzzed_app.test_client().get("/api/v1/openapi.json", headers=headers).get_json()
     steps = document["components"]["schemas"]["Step"]["oneOf"]
     assert [variant["title"] for variant in steps] == list(CATALOG)
 

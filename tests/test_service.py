@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+from imgjobs.catalog import TooManyPixels
 from imgjobs.storage.local import LocalStorage
 from tests.conftest import finished, make_image, submit, wait_until
 from worker import failures, health
@@ -74,6 +75,17 @@ def test_delete_stops_a_running_job_and_removes_its_files(client, worker, data_d
     assert finished(client, submit(client, make_image(), []).get_json()["id"])["status"] == "finished"
 
 
+def test_delete_stops_a_job_inside_one_long_step(client, worker, data_dir):
+    long_step = [{"op": "denoise", "size": 7}]  # about 15 s in one C call on 16 MP
+    job_id = submit(client, make_image(size=(4000, 4000)), long_step).get_json()["id"]
+    started(client, job_id)
+    response = client.delete(f"/api/v1/jobs/{job_id}")  # waits at most 2 s for the stop
+    assert response.get_json()["status"] == "canceled"
+    assert not list(data_dir.glob(f"*/{job_id}*"))
+    assert worker.process.poll() is None
+    assert finished(client, submit(client, make_image(), []).get_json()["id"])["status"] == "finished"
+
+
 def test_sweep_deletes_files_of_expired_jobs_only(tmp_path, client, redis_client):
     storage = LocalStorage(tmp_path)
     storage.ensure()
@@ -89,8 +101,13 @@ def test_sweep_deletes_files_of_expired_jobs_only(tmp_path, client, redis_client
     fresh = storage.tmp / "upload-in-progress"
     fresh.write_bytes(b"x")
 
+    queueing = "e" * 32  # an upload the web has stored but not yet queued
+    storage.upload(queueing).write_bytes(b"x")
+    for path in (storage.upload(gone), storage.result(gone, "png")):
+        os.utime(path, (time.time() - 600, time.time() - 600))
+
     assert sweep(storage, redis_client) == 3
-    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == [live, "upload-in-progress"]
+    assert sorted(p.name for p in tmp_path.rglob("*") if p.is_file()) == sorted([live, queueing, "upload-in-progress"])
 
 
 @pytest.mark.parametrize(
@@ -98,7 +115,8 @@ def test_sweep_deletes_files_of_expired_jobs_only(tmp_path, client, redis_client
     [
         (ImageError("the image could not be decoded: broken data stream"), "undecodable_image", False),
         (ValueError("radius must be positive"), "invalid_step", False),
-        (MemoryError(), "out_of_memory", True),
+        (MemoryError(), "out_of_memory", False),
+        (TooManyPixels(2, None, "step 2 (pad) would make a 32769x32769 image"), "too_many_pixels", False),
         (OSError(28, "No space left on device"), "storage_error", True),
         (RuntimeError("boom"), "job_failed", True),
     ],

@@ -80,13 +80,13 @@ def test_missing_files_are_file_not_found(backend):
 def test_remove_deletes_every_file_of_a_job_only(backend):
     job_id, other = put(backend, b"in"), put(backend, b"other")
     write_result(backend, job_id, b"out")
-    assert set(backend.job_ids()) == {job_id, other}
+    assert set(backend.job_ids(time.time() + 60)) == {job_id, other}
     assert backend.remove(job_id) == 2
     assert backend.remove(job_id) == 0
-    assert set(backend.job_ids()) == {other}
+    assert set(backend.job_ids(time.time() + 60)) == {other}
     backend.remove_upload(other)
     backend.remove_upload(other)  # a missing upload is fine
-    assert set(backend.job_ids()) == set()
+    assert set(backend.job_ids(time.time() + 60)) == set()
 
 
 def test_sweep_partial_deletes_only_stale_scratch_files(backend):

@@ -31,16 +31,18 @@ def run_child():
 def on_death(pid, why):
     print("died", pid, why, flush=True)
 
-def overdue(pid):
+def check(pid):
     # only the first child gets stuck, a second after it started
-    return mode == "stuck" and len(starts) == 1 and time.monotonic() - starts[0] > 1
+    if mode == "stuck" and len(starts) == 1 and time.monotonic() - starts[0] > 1:
+        return "timeout"
+    return None
 
 class Counting(Supervisor):
     def _fork(self):
         starts.append(time.monotonic())
         return super()._fork()
 
-sys.exit(Counting(run_child, on_death, overdue).run())
+sys.exit(Counting(run_child, on_death, check).run())
 """
 
 

@@ -60,17 +60,6 @@ def test_pdf_with_image_content_type_is_415(client):
     assert error_of(response, 415)["code"] == "unsupported_type"
 
 
-def test_truncated_jpeg_is_422(client):
-    data = make_image(size=(640, 480), fmt="JPEG")
-    error = error_of(submit(client, data[: len(data) // 2], filename="cut.jpg"), 422)
-    assert error["code"] == "undecodable_image" and "truncated" in error["message"]
-
-
-def test_truncated_png_is_422(client):
-    data = make_image(size=(300, 300))
-    assert error_of(submit(client, data[: len(data) - 200]), 422)["code"] == "undecodable_image"
-
-
 def test_damaged_header_of_a_png_is_422(client):
     data = bytearray(make_image())
     data[16:24] = b"\xff" * 8  # width and height in IHDR

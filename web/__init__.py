@@ -10,7 +10,7 @@ from flask import Flask
 from PIL import Image
 
 from imgjobs import config, storage
-from web import api, errors, health, metrics, openapi, page, store
+from web import api, auth, errors, health, limits, metrics, openapi, page, store
 from web.uploads import UploadRequest
 
 
@@ -19,6 +19,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.request_class = UploadRequest
     app.config.from_mapping(config.from_env())
+    app.config["MAX_FORM_MEMORY_SIZE"] = api.MAX_FIELD_BYTES  # a text field or a part's headers
     if test_config:
         app.config.update(test_config)
     app.config["MAX_CONTENT_LENGTH"] = int(app.config["MAX_UPLOAD_MB"] * 1024 * 1024)
@@ -29,6 +30,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
 
     errors.init_app(app)
     store.init_app(app)
+    auth.init_app(app)  # before anything else that reads the caller's key (limits)
+    limits.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)
     app.register_blueprint(openapi.bp)

@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, Response, current_app, redirect, request, send_file, url_for
+from flask import Blueprint, Response, current_app, g, redirect, request, send_file, url_for
 from flask.typing import ResponseReturnValue
 from rq.job import Job
 from werkzeug.utils import secure_filename
 
-from imgjobs.catalog import describe, validate_steps
-from imgjobs.jobs import MEDIA_TYPES, output_format, output_quality
+from imgjobs.catalog import Budget, describe, validate_steps
+from imgjobs.jobs import MEDIA_TYPES, cost, output_format, output_quality
+from imgjobs.presets import describe as describe_presets
+from imgjobs.presets import steps_for
 from imgjobs.storage import new_job_id
-from web import store, uploads
+from web import auth, clients, limits, share, store, uploads, usage
 from web.errors import ApiError
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -22,6 +24,9 @@ MAX_WAIT = 30.0
 MAX_PER_PAGE = 100
 MAX_PAGE = 1_000_000
 MAX_OPS_BYTES = 64 * 1024
+# Werkzeug applies its form-memory limit to its multipart buffer too, which holds up to two of its
+# 64 KB reads of a file part: any lower and big uploads get a spurious 413.
+MAX_FIELD_BYTES = 256 * 1024
 RESULT_URL_SECONDS = 300  # how long a presigned result URL (RESULT_REDIRECT=1) stays valid
 
 
@@ -29,25 +34,30 @@ RESULT_URL_SECONDS = 300  # how long a presigned result URL (RESULT_REDIRECT=1) 
 def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
     """Validate an upload and its steps, store the file and queue the job."""
     config = current_app.config
+    store.check_room()
     upload = request.files.get("file")
     if upload is None:
         raise ApiError(400, "missing_file", 'Send the image as a multipart form field named "file".')
-    steps = validate_steps(_parse_ops(_ops_field()), config["MAX_STEPS"])
+    steps = validate_steps(_requested_steps(), config["MAX_STEPS"])
     info = uploads.inspect(uploads.on_disk(upload.stream), config["MAX_PIXELS"])
+    sizes = Budget(config["MAX_PIXELS"], config["MAX_DIMENSION"]).sizes(steps, info.upright)
     try:
         fmt = output_format(request.form.get("format"), info.format)
         quality = output_quality(request.form.get("quality"), fmt)
     except ValueError as exc:
         raise ApiError(400, "invalid_output", str(exc)) from None
     job_id = new_job_id()
-    input_info = {**info.as_dict(), "filename": upload.filename or ""}
+    limits.claim(job_id)
+    input_info = {**info.as_dict(), "filename": _filename(upload.filename, config["MAX_FILENAME_BYTES"])}
     job_spec = {"ops": steps, "format": fmt, "quality": quality}
     uploads.keep(upload.stream, job_id)
     try:
-        job = store.enqueue(job_id, job_spec, input_info)
+        heavy = cost([info.upright, *sizes]) > config["HEAVY_PIXELS"]
+        job = store.enqueue(job_id, job_spec, input_info, auth.owner(), heavy=heavy)
     except Exception:
         store.storage().remove_upload(job_id)
         raise
+    usage.count_job()
     return view(job), 202, {"Location": url_for("api.get_job", job_id=job_id)}
 
 
@@ -56,7 +66,7 @@ def list_jobs() -> dict[str, Any]:
     """List recent jobs, newest first, a page at a time."""
     page = _int_arg("page", 1, 1, MAX_PAGE)
     per_page = _int_arg("per_page", 20, 1, MAX_PER_PAGE)
-    jobs, total = store.recent(page, per_page)
+    jobs, total = store.recent(page, per_page, auth.scope())
     links = {"self": url_for("api.list_jobs", page=page, per_page=per_page)}
     if page * per_page < total:
         links["next"] = url_for("api.list_jobs", page=page + 1, per_page=per_page)
@@ -67,13 +77,13 @@ def list_jobs() -> dict[str, Any]:
 def get_job(job_id: str) -> dict[str, Any]:
     """Report a job, long-polling up to ?wait=N seconds for it to end."""
     wait = _float_arg("wait", 0.0, 0.0, MAX_WAIT)
-    return view(store.wait(store.fetch(job_id), wait))
+    return view(store.wait(store.fetch(job_id, auth.scope()), wait))
 
 
 @bp.delete("/jobs/<job_id>")
 def delete_job(job_id: str) -> Response | dict[str, Any]:
     """Cancel a queued job, stop a running one, or delete an ended one and its files."""
-    job = store.fetch(job_id)
+    job = store.fetch(job_id, auth.scope())
     if store.cancel(job):
         return Response(status=204)
     return view(job)
@@ -81,8 +91,8 @@ def delete_job(job_id: str) -> Response | dict[str, Any]:
 
 @bp.get("/jobs/<job_id>/result")
 def get_result(job_id: str) -> ResponseReturnValue:
-    """Serve a finished job's image."""
-    job = store.fetch(job_id)
+    """Serve a finished job's image (to its key, or to anyone with a signed link)."""
+    job = store.fetch(job_id, auth.scope())
     state = store.status(job)
     if state != "finished":
         raise ApiError(409, "job_not_finished", f"The job is {state}; the result exists once it is finished.")
@@ -107,6 +117,12 @@ def get_result(job_id: str) -> ResponseReturnValue:
     if response.status_code == 200:
         response.content_length = result["bytes"]
     response.headers["X-Content-Type-Options"] = "nosniff"
+    # Only the caller's own cache may keep it; with API keys on, none at all.
+    response.headers["Cache-Control"] = "no-store" if clients.current().startswith("key:") else "private, max-age=3600"
+    # A share link is made to be embedded anywhere (an <img> on another site); everything else stays same-origin.
+    policy = "cross-origin" if g.get("shared_link") else current_app.config["RESULT_RESOURCE_POLICY"]
+    if policy:
+        response.headers["Cross-Origin-Resource-Policy"] = policy
     return response
 
 
@@ -116,9 +132,11 @@ def list_ops() -> dict[str, Any]:
     config = current_app.config
     return {
         "ops": describe(),
+        "presets": describe_presets(),
         "max_steps": config["MAX_STEPS"],
         "formats": list(MEDIA_TYPES),
-        "limits": {"max_upload_mb": config["MAX_UPLOAD_MB"], "max_pixels": config["MAX_PIXELS"]},
+        "limits": {"max_upload_mb": config["MAX_UPLOAD_MB"], "max_pixels": config["MAX_PIXELS"],
+                   "max_dimension": config["MAX_DIMENSION"]},
     }
 
 
@@ -143,6 +161,8 @@ def view(job: Job) -> dict[str, Any]:
     }
     if state == "finished":
         out["result"] = job.return_value()
+        if auth.keys_on():
+            out["links"]["share"] = share.link(job.id)
     elif state == "failed":
         out["error"] = job.meta.get("error") or _failure(job)
     elif state == "canceled":
@@ -158,17 +178,39 @@ def _failure(job: Job) -> dict[str, str]:
     return {"code": "job_failed", "message": last}
 
 
+def _requested_steps() -> Any:
+    """Return the steps asked for: the named preset's, or the ops field's."""
+    name = request.form.get("preset")
+    if not name:
+        return _parse_ops(_ops_field())
+    if (_ops_field() or "").strip():
+        raise ApiError(400, "invalid_preset", "Send either a preset or ops, not both.")
+    try:
+        return steps_for(name)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_preset", f"{str(exc).capitalize()}.") from None
+
+
 def _ops_field() -> str | None:
     """Return the ops field, whether sent as text (-F 'ops=[...]') or as a file (-F ops=@steps.json)."""
     if "ops" not in request.files:
-        return request.form.get("ops")
+        text = request.form.get("ops")
+        raw = text.encode() if text is not None and len(text) > MAX_OPS_BYTES // 4 else b""
+        if len(raw) > MAX_OPS_BYTES:
+            raise _ops_too_big()
+        return text
     raw = request.files["ops"].read(MAX_OPS_BYTES + 1)
     if len(raw) > MAX_OPS_BYTES:
-        raise ApiError(400, "invalid_ops", f"ops is over {MAX_OPS_BYTES // 1024} KB; a job has at most a few steps.")
+        raise _ops_too_big()
     try:
         return raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ApiError(400, "invalid_ops", "ops is not UTF-8 text; send a JSON list of steps.") from None
+
+
+def _ops_too_big() -> ApiError:
+    """Say the ops field is over its limit."""
+    return ApiError(400, "invalid_ops", f"ops is over {MAX_OPS_BYTES // 1024} KB; a job has at most a few steps.")
 
 
 def _parse_ops(raw: str | None) -> Any:
@@ -179,6 +221,15 @@ def _parse_ops(raw: str | None) -> Any:
         return json.loads(raw)
     except json.JSONDecodeError as exc:
         raise ApiError(400, "invalid_ops", f"ops is not valid JSON: {exc}.") from None
+    except RecursionError:
+        raise ApiError(400, "invalid_ops", "ops is nested too deeply; a step is a flat JSON object.") from None
+    except ValueError as exc:  # an integer of more digits than Python converts
+        raise ApiError(400, "invalid_ops", f"ops has a number that is too long: {exc}.") from None
+
+
+def _filename(name: str | None, most: int) -> str:
+    """Return the upload's name cut to `most` bytes of UTF-8: it is only shown back, never used as a path."""
+    return (name or "").encode("utf-8", "replace")[:most].decode("utf-8", "ignore")
 
 
 def _int_arg(name: str, default: int, low: int, high: int) -> int:

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 from typing import Any
 
 import redis
-from flask import Flask, Response, jsonify
+from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from imgjobs.catalog import StepError
+from imgjobs.catalog import StepError, TooManyPixels
 
 log = logging.getLogger(__name__)
 
@@ -21,14 +22,25 @@ HTTP_MESSAGES = {
 }
 
 
+FIELD_TOO_LARGE = (
+    "A text field or a part's headers (its filename) are over {field_kb} KB, or the form has over {parts} parts."
+)
+
+
 class ApiError(Exception):
     """An error the client can act on, with its HTTP status and a short code."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.headers = headers or {}
+
+
+def storage_full(message: str) -> ApiError:
+    """Say the data directory has no room for another upload."""
+    return ApiError(507, "storage_full", f"{message}; try again later.", headers={"Retry-After": "60"})
 
 
 def error_response(status: int, code: str, message: str, **detail: Any) -> Response:
@@ -43,11 +55,30 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def api_error(exc: ApiError) -> Response:
-        return error_response(exc.status, exc.code, exc.message)
+        response = error_response(exc.status, exc.code, exc.message)
+        response.headers.update(exc.headers)
+        return response
 
     @app.errorhandler(StepError)
     def step_error(exc: StepError) -> Response:
         return error_response(400, "invalid_ops", str(exc), step=exc.step, param=exc.param)
+
+    @app.errorhandler(OSError)
+    def storage_error(exc: OSError) -> Response:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            log.warning("data directory full: %s", exc)
+            return api_error(storage_full("The data directory is full"))
+        return unexpected(exc)
+
+    @app.errorhandler(redis.exceptions.OutOfMemoryError)
+    def redis_full(exc: redis.RedisError) -> Response:
+        log.warning("redis full: %s", exc)
+        message = "The job queue (Redis) is out of memory."
+        return api_error(ApiError(503, "queue_full", message, headers={"Retry-After": "30"}))
+
+    @app.errorhandler(TooManyPixels)
+    def too_many_pixels(exc: TooManyPixels) -> Response:
+        return error_response(422, "too_many_pixels", str(exc), step=exc.step)
 
     @app.errorhandler(redis.RedisError)
     def redis_down(exc: redis.RedisError) -> Response:
@@ -56,9 +87,15 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def http_error(exc: HTTPException) -> Response:
+        if exc.response is not None:  # built with error_response already (e.g. a rate limit's answer)
+            return exc.response  # type: ignore[return-value]
         status = exc.code or 500
         code, message = HTTP_MESSAGES.get(status, (_snake(exc.name), exc.description or exc.name))
-        response = error_response(status, code, message.format(max_mb=app.config["MAX_UPLOAD_MB"]))
+        if status == 413 and (request.content_length or 0) <= (app.config["MAX_CONTENT_LENGTH"] or 0):
+            code, message = "field_too_large", FIELD_TOO_LARGE  # the body is within the limit, a field is not
+        limits = {"max_mb": app.config["MAX_UPLOAD_MB"], "field_kb": app.config["MAX_FORM_MEMORY_SIZE"] // 1024,
+                  "parts": app.config["MAX_FORM_PARTS"]}
+        response = error_response(status, code, message.format(**limits))
         for name, value in exc.get_headers():
             if name.lower() != "content-type":
                 response.headers[name] = value  # e.g. Allow on a 405

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import hmac
 from collections.abc import Iterator
 
 import redis
 from flask import Blueprint, Flask, Response, current_app
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from rq import Queue, Worker
 from rq.serializers import JSONSerializer
 from rq.utils import now
 
 from imgjobs.jobs import queue_names
-from web import store
+from web import auth, store, usage
 
 bp = Blueprint("metrics", __name__)
 OLDEST_SCAN = 10  # ids looked at from the head of a queue for one whose job still exists
@@ -30,7 +31,9 @@ class QueueCollector:
         up = GaugeMetricFamily("imgjobs_redis_up", "1 when Redis answers the web process, else 0")
         with self.app.app_context():
             try:
-                jobs, workers, queues = self._jobs(), self._workers(), self._queues()
+                jobs, workers, queues, per_key, memory = (
+                    self._jobs(), self._workers(), self._queues(), self._usage(), self._memory()
+                )
             except redis.RedisError:
                 up.add_metric([], 0)
                 yield up
@@ -40,15 +43,17 @@ class QueueCollector:
         yield jobs
         yield workers
         yield from queues
+        yield from per_key
+        yield from memory
 
     def _jobs(self) -> GaugeMetricFamily:
-        """Count jobs in each RQ registry of the queue."""
+        """Count jobs in each RQ registry of the queue (the started one without its cleanup: the reaper does that)."""
         queue = store.queue()
         family = GaugeMetricFamily("imgjobs_jobs", "Jobs known to the queue, by RQ state", labels=["state"])
         counts = {
             "queued": queue.count,
             "scheduled": queue.scheduled_job_registry.count,
-            "started": queue.started_job_registry.count,
+            "started": queue.started_job_registry.get_job_count(cleanup=False),
             "finished": queue.finished_job_registry.count,
             "failed": queue.failed_job_registry.count,
             "canceled": queue.canceled_job_registry.count,
@@ -56,6 +61,15 @@ class QueueCollector:
         for state, count in counts.items():
             family.add_metric([state], count)
         return family
+
+    def _memory(self) -> list[GaugeMetricFamily]:
+        """Report Redis' memory use against its limit: at the limit, with noeviction, new jobs are refused."""
+        info = store.connection().info("memory")
+        used = GaugeMetricFamily("imgjobs_redis_memory_used_bytes", "Memory Redis uses")
+        used.add_metric([], info["used_memory"])
+        limit = GaugeMetricFamily("imgjobs_redis_maxmemory_bytes", "Redis' maxmemory (0: no limit)")
+        limit.add_metric([], info.get("maxmemory", 0))
+        return [used, limit]
 
     def _queues(self) -> list[GaugeMetricFamily]:
         """Measure what autoscaling watches: each queue's length and how long its head has waited."""
@@ -80,6 +94,18 @@ class QueueCollector:
             family.add_metric([state], count)
         return family
 
+    def _usage(self) -> list[CounterMetricFamily]:
+        """Count jobs created and calls refused, by API key name."""
+        jobs = CounterMetricFamily("imgjobs_key_jobs", "Jobs created, by API key name", labels=["key"])
+        for name, count in sorted(usage.jobs().items()):
+            jobs.add_metric([name], count)
+        refused = CounterMetricFamily(
+            "imgjobs_key_rejections", "Calls refused, by API key name and reason", labels=["key", "reason"]
+        )
+        for (name, reason), count in sorted(usage.rejections().items()):
+            refused.add_metric([name, reason], count)
+        return [jobs, refused]
+
 
 def _oldest_wait(queue: Queue) -> float:
     """Return how long the job at the head of `queue` has waited; skip ids whose job is gone."""
@@ -100,5 +126,8 @@ def init_app(app: Flask) -> None:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    """Serve the metrics in Prometheus' text format."""
+    """Serve the metrics in Prometheus' text format, to holders of METRICS_TOKEN when it is set."""
+    token = current_app.config["METRICS_TOKEN"]
+    if token and not hmac.compare_digest(auth.bearer().encode(), token.encode()):
+        return auth.unauthorized("invalid_key" if auth.bearer() else "missing_key")
     return Response(generate_latest(current_app.extensions["metrics"]), mimetype=CONTENT_TYPE_LATEST)

@@ -8,11 +8,28 @@ from flask import Blueprint
 
 from imgjobs.catalog import CATALOG
 from imgjobs.jobs import MEDIA_TYPES
+from imgjobs.presets import PRESETS
 from web.api import MAX_PAGE
 
 bp = Blueprint("openapi", __name__)
 
 JOB_ID = {"name": "job_id", "in": "path", "required": True, "schema": {"type": "string"}}
+#: A share link's expiry; its signature is the `shareLink` security scheme (web/share.py).
+EXPIRES = {"name": "expires", "in": "query", "schema": {"type": "string", "pattern": "^[0-9]{1,12}$"},
+           "description": "Share links only: when the link stops working, in unix seconds."}
+SHARE_LINK = {
+    "type": "apiKey",
+    "in": "query",
+    "name": "signature",
+    "description": "A share link (`links.share` of a finished job): the result URL with `expires` and this "
+    "HMAC-SHA256 signature of path and expiry. It needs no key; a changed or expired link gets 403.",
+}
+BEARER = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "An API key from the server's API_KEYS_FILE, as `Authorization: Bearer <key>`. Only when the "
+    "server has keys; without them the API is open (and then listens on loopback only).",
+}
 STATUSES = ["queued", "started", "finished", "failed", "canceled"]
 
 
@@ -60,7 +77,7 @@ def _step_schema() -> dict[str, Any]:
 
 def document() -> dict[str, Any]:
     """Return the OpenAPI document."""
-    job_responses = {"200": _json(_ref("Job"), "The job."), **_errors(400, 404, 503)}
+    job_responses = {"200": _json(_ref("Job"), "The job."), **_errors(400, 401, 404, 503)}
     return {
         "openapi": "3.1.0",
         "info": {"title": "imgjobs", "version": "1", "description": "Image-processing jobs: upload, queue, result."},
@@ -77,7 +94,9 @@ def document() -> dict[str, Any]:
                             }
                         },
                     },
-                    "responses": {"202": _json(_ref("Job"), "Queued."), **_errors(400, 413, 415, 422, 503)},
+                    "responses": {
+                        "202": _json(_ref("Job"), "Queued."), **_errors(400, 401, 413, 415, 422, 429, 503, 507)
+                    },
                 },
                 "get": {
                     "summary": "Recent jobs, newest first.",
@@ -93,7 +112,7 @@ def document() -> dict[str, Any]:
                             "schema": {"type": "integer", "minimum": 1, "maximum": 100},
                         },
                     ],
-                    "responses": {"200": _json(_ref("JobList"), "One page of jobs."), **_errors(400, 503)},
+                    "responses": {"200": _json(_ref("JobList"), "One page of jobs."), **_errors(400, 401, 503)},
                 },
             },
             "/api/v1/jobs/{job_id}": {
@@ -113,8 +132,9 @@ def document() -> dict[str, Any]:
             },
             "/api/v1/jobs/{job_id}/result": {
                 "get": {
-                    "summary": "The result image of a finished job.",
-                    "parameters": [JOB_ID],
+                    "summary": "The result image of a finished job; with a share link's expires and signature, no key.",
+                    "parameters": [JOB_ID, EXPIRES],
+                    "security": [{"apiKey": []}, {"shareLink": []}],
                     "responses": {
                         "200": {
                             "description": "The image.",
@@ -122,27 +142,33 @@ def document() -> dict[str, Any]:
                                 t: {"schema": {"type": "string", "format": "binary"}} for t in MEDIA_TYPES.values()
                             },
                         },
-                        **_errors(404, 409, 503),
+                        **_errors(401, 403, 404, 409, 503),
                     },
                 },
             },
             "/api/v1/ops": {
                 "get": {
                     "summary": "The op catalogue.",
-                    "responses": {"200": _json({"type": "object"}, "Ops and parameters.")},
+                    "responses": {"200": _json({"type": "object"}, "Ops and parameters."), **_errors(401)},
                 }
             },
             "/healthz": {
-                "get": {"summary": "The process is up.", "responses": {"200": _json({"type": "object"}, "Up.")}}
+                "get": {
+                    "summary": "The process is up.",
+                    "security": [],
+                    "responses": {"200": _json({"type": "object"}, "Up.")},
+                }
             },
             "/readyz": {
                 "get": {
                     "summary": "Redis answers and the data directory is writable.",
+                    "security": [],
                     "responses": {"200": _json({"type": "object"}, "Ready."), **_errors(503)},
                 }
             },
         },
-        "components": {"schemas": _schemas()},
+        "security": [{"apiKey": []}],
+        "components": {"schemas": _schemas(), "securitySchemes": {"apiKey": BEARER, "shareLink": SHARE_LINK}},
     }
 
 
@@ -162,6 +188,7 @@ def _schemas() -> dict[str, Any]:
                     "maxItems": 20,
                     "description": "The steps, as a JSON list; empty or missing means re-encode only.",
                 },
+                "preset": {"type": "string", "enum": list(PRESETS), "description": "Named steps, instead of ops."},
                 "format": {"type": "string", "enum": list(MEDIA_TYPES)},
                 "quality": {"type": "integer", "minimum": 1, "maximum": 100},
             },
@@ -191,7 +218,18 @@ def _schemas() -> dict[str, Any]:
                     },
                 },
                 "error": {"type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"}}},
-                "links": {"type": "object"},
+                "links": {
+                    "type": "object",
+                    "properties": {
+                        "self": {"type": "string"},
+                        "result": {"type": "string"},
+                        "share": {
+                            "type": "string",
+                            "description": "When the server has keys and the job is finished: the result as a "
+                            "signed link that works without a key until it expires (SHARE_TTL).",
+                        },
+                    },
+                },
             },
         },
         "JobList": {

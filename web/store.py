@@ -17,20 +17,20 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 
 from imgjobs import storage as storages
-from imgjobs.jobs import ENDED, RECENT_KEY, STATUSES, TASK, event_channel, stop_key
+from imgjobs.jobs import ENDED, RECENT_KEY, STATUSES, TASK, event_channel, heavy_queue, stop_key
 from imgjobs.storage import Storage, is_job_id
 from web.errors import ApiError
 
 log = logging.getLogger(__name__)
-STOP_WAIT = 10.0
+STOP_WAIT = 2.0  # the worker's supervisor kills a canceled job's child within a poll
 
 
 def init_app(app: Flask) -> None:
     """Open one Redis connection pool for the app; fail fast when Redis is down."""
     app.extensions["redis"] = redis.Redis.from_url(
         app.config["REDIS_URL"],
-        socket_connect_timeout=0.5,
-        socket_timeout=5,
+        socket_connect_timeout=app.config["REDIS_TIMEOUT"],
+        socket_timeout=app.config["REDIS_TIMEOUT"],  # a hung Redis costs two of these, then a 503
         retry=RedisRetry(NoBackoff(), 1),
     )
 
@@ -45,43 +45,70 @@ def storage() -> Storage:
     return storages.from_config(current_app.config)
 
 
-def queue() -> Queue:
-    """Return the queue jobs go to."""
-    return Queue(current_app.config["QUEUE_NAME"], connection=connection(), serializer=JSONSerializer)
+def queue(heavy: bool = False) -> Queue:
+    """Return the queue jobs go to: the normal one, or the heavy one workers serve in turn with it."""
+    name = heavy_queue(current_app.config) if heavy else current_app.config["QUEUE_NAME"]
+    return Queue(name, connection=connection(), serializer=JSONSerializer)
 
 
-def enqueue(job_id: str, job_spec: dict[str, Any], input_info: dict[str, Any]) -> Job:
-    """Queue a job for the worker, remembering it in the recent list."""
+def enqueue(
+    job_id: str, job_spec: dict[str, Any], input_info: dict[str, Any], owner: str | None = None, heavy: bool = False
+) -> Job:
+    """Queue a job (on the heavy queue when `heavy`) and index it in the recent lists, in one round trip to Redis."""
     config = current_app.config
     retries = config["JOB_RETRIES"]
-    job = queue().enqueue(
-        TASK,
-        job_spec,
-        job_id=job_id,
-        job_timeout=config["JOB_TIMEOUT"],
-        result_ttl=config["RESULT_TTL"],
-        failure_ttl=config["FAILURE_TTL"],
-        retry=Retry(max=retries) if retries else None,  # requeued at once: no scheduler process needed
-        meta={"progress": 0.0, "input": input_info},
-        description=f"{len(job_spec['ops'])} step(s) on {input_info.get('filename') or job_id}",
-    )
     now = time.time()
     oldest = now - max(config["RESULT_TTL"], config["FAILURE_TTL"])
     with connection().pipeline() as pipe:
-        pipe.zadd(RECENT_KEY, {job_id: now})
-        pipe.zremrangebyscore(RECENT_KEY, "-inf", oldest)
+        job = queue(heavy).enqueue(
+            TASK,
+            job_spec,
+            job_id=job_id,
+            job_timeout=config["JOB_TIMEOUT"],
+            result_ttl=config["RESULT_TTL"],
+            failure_ttl=config["FAILURE_TTL"],
+            retry=Retry(max=retries) if retries else None,  # requeued at once: no scheduler process needed
+            meta={"progress": 0.0, "input": input_info, **({"owner": owner} if owner else {})},
+            description=f"{len(job_spec['ops'])} step(s) on {input_info.get('filename') or job_id}",
+            pipeline=pipe,
+        )
+        for key in {RECENT_KEY, recent_key(owner)}:
+            pipe.zadd(key, {job_id: now})
+            pipe.zremrangebyscore(key, "-inf", oldest)
         pipe.execute()
     return job
 
 
-def fetch(job_id: str) -> Job:
-    """Return the job with this id, or raise a 404 ApiError."""
+def check_room() -> None:
+    """Refuse a new job while MAX_QUEUED jobs wait (backpressure), before its upload is read."""
+    limit = current_app.config["MAX_QUEUED"]
+    if queue().count >= limit:
+        message = f"{limit} jobs are already waiting; try again shortly."
+        raise ApiError(503, "queue_full", message, headers={"Retry-After": "10"})
+
+
+def redis_full() -> bool:
+    """Tell whether Redis has reached its maxmemory (with noeviction it then refuses new jobs)."""
+    info = connection().info("memory")
+    return bool(info.get("maxmemory")) and info["used_memory"] >= info["maxmemory"]
+
+
+def recent_key(owner: str | None) -> str:
+    """Return the recent-jobs index of one owner, or everyone's for None."""
+    return f"{RECENT_KEY}:{owner}" if owner else RECENT_KEY
+
+
+def fetch(job_id: str, owner: str | None = None) -> Job:
+    """Return the job with this id (only if `owner` owns it, when given), or raise a 404 ApiError."""
     if not is_job_id(job_id):
         raise _unknown(job_id)
     try:
-        return Job.fetch(job_id, connection=connection(), serializer=JSONSerializer)
+        job = Job.fetch(job_id, connection=connection(), serializer=JSONSerializer)
     except NoSuchJobError:
         raise _unknown(job_id) from None
+    if owner is not None and job.meta.get("owner") != owner:
+        raise _unknown(job_id)  # the same answer as for no job: another key's job is not revealed
+    return job
 
 
 def status(job: Job) -> str:
@@ -113,10 +140,12 @@ def cancel(job: Job) -> bool:
         job.cancel()
     elif state == "started":
         connection().set(stop_key(job.id), 1, ex=current_app.config["JOB_TIMEOUT"] + 60)
-        wait(job, STOP_WAIT)  # the worker stops after the step it is on
+        wait(job, STOP_WAIT)  # the worker removes its files once the child writing them is gone
+        return False
     else:
         job.delete()
-        connection().zrem(RECENT_KEY, job.id)
+        for key in {RECENT_KEY, recent_key(job.meta.get("owner"))}:
+            connection().zrem(key, job.id)
     try:
         storage().remove(job.id)
     except OSError as exc:  # the job is gone; the janitor deletes its files once the store is back
@@ -124,16 +153,17 @@ def cancel(job: Job) -> bool:
     return state in ENDED
 
 
-def recent(page: int, per_page: int) -> tuple[list[Job], int]:
-    """Return one page of jobs, newest first, with the total count."""
+def recent(page: int, per_page: int, owner: str | None = None) -> tuple[list[Job], int]:
+    """Return one page of jobs (`owner`'s, or everyone's), newest first, with the total count."""
     conn = connection()
+    key = recent_key(owner)
     start = (page - 1) * per_page
-    ids = [str(i, "ascii") for i in conn.zrevrange(RECENT_KEY, start, start + per_page - 1)]  # type: ignore[arg-type]
+    ids = [str(i, "ascii") for i in conn.zrevrange(key, start, start + per_page - 1)]  # type: ignore[arg-type]
     jobs = Job.fetch_many(ids, connection=conn, serializer=JSONSerializer)
     gone = [job_id for job_id, job in zip(ids, jobs, strict=True) if job is None]
     if gone:
-        conn.zrem(RECENT_KEY, *gone)
-    return [job for job in jobs if job is not None], int(conn.zcard(RECENT_KEY))
+        conn.zrem(key, *gone)
+    return [job for job in jobs if job is not None], int(conn.zcard(key))
 
 
 def ping() -> None:

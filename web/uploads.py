@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,13 +15,17 @@ from PIL import Image, UnidentifiedImageError
 
 from imgjobs import storage
 from imgjobs.jobs import DECODE_ERRORS, INPUT_FORMATS
-from web.errors import ApiError
+from imgjobs.storage import Storage
+from web.errors import ApiError, storage_full
+
+ORIENTATION = 0x0112
 
 
 class UploadRequest(Request):
     """A request whose file parts go straight to disk under DATA_DIR/tmp, never to memory.
 
-    The temp file is deleted when the request ends; `keep()` hands it to the storage first.
+    The temp file is deleted when the request ends, even when the body broke off or the disk
+    filled up half-way; `keep()` hands it to the storage first.
     """
 
     def _get_file_stream(
@@ -26,11 +33,54 @@ class UploadRequest(Request):
         content_length: int | None = None,
     ) -> IO[bytes]:
         store = storage.from_config(current_app.config)
+        minimum = current_app.config["MIN_FREE_MB"]
         try:
             store.ensure()  # the volume may have been emptied since start-up
-            return tempfile.NamedTemporaryFile(dir=store.tmp, prefix="upload-")  # closed by Werkzeug
+            if free_mb(store) >= minimum:
+                stream = tempfile.NamedTemporaryFile(dir=store.tmp, prefix=f"{spool_prefix()}{os.getpid()}-")
+                self.__dict__.setdefault("_spooled", []).append(stream)
+                return stream
         except OSError as exc:
             raise ApiError(503, "storage_unavailable", f"The data directory is not writable: {exc}.") from None
+        raise storage_full(f"The data directory has less than {minimum:g} MB free")
+
+    def close(self) -> None:
+        """Close every temp file, also those of a form whose parsing was cut short (by a 413 or a full disk)."""
+        super().close()
+        for stream in self.__dict__.get("_spooled", ()):
+            stream.close()
+
+
+def spool_prefix() -> str:
+    """Return how this host's upload temp files start; the owning process's pid follows."""
+    return f"upload-{socket.gethostname()}-"
+
+
+def sweep_spooled(store: Storage) -> int:
+    """Delete this host's upload temp files whose process is gone (killed mid-upload); return how many."""
+    removed = 0
+    for path in store.tmp.glob(spool_prefix() + "*"):
+        pid = path.name[len(spool_prefix()):].split("-")[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    """Tell whether a process with this pid runs here."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, as another user
+    return True
+
+
+def free_mb(store: Storage) -> float:
+    """Return the free space of the file system the uploads are received on, in MB."""
+    return shutil.disk_usage(store.tmp).free / (1024 * 1024)
 
 
 @dataclass(frozen=True)
@@ -43,6 +93,12 @@ class ImageInfo:
     mode: str
     frames: int
     bytes: int
+    turned: bool = False  # EXIF orientation swaps width and height when the worker applies it
+
+    @property
+    def upright(self) -> tuple[int, int]:
+        """Return the size the worker's steps start from (EXIF orientation applied)."""
+        return (self.height, self.width) if self.turned else (self.width, self.height)
 
     def as_dict(self) -> dict[str, Any]:
         """Describe the input for the job's JSON."""
@@ -50,7 +106,12 @@ class ImageInfo:
 
 
 def inspect(path: Path, max_pixels: int) -> ImageInfo:
-    """Identify and fully decode the image at `path`, or raise an ApiError saying why not."""
+    """Identify the image at `path` from its header and structure, never decoding its pixels.
+
+    Memory stays bounded whatever the file: Pillow reads the header, counts frames and, for
+    PNG, walks the chunks checking their CRCs without inflating them. A file that only breaks
+    when decoded (a truncated JPEG, corrupt compressed data) fails in the worker instead.
+    """
     size = path.stat().st_size
     if size == 0:
         raise ApiError(400, "empty_file", "The uploaded file is empty.")
@@ -60,10 +121,8 @@ def inspect(path: Path, max_pixels: int) -> ImageInfo:
             if width * height > max_pixels:
                 raise _too_many_pixels(width, height, max_pixels)
             fmt = "JPEG" if image.format == "MPO" else image.format or ""
-            info = ImageInfo(fmt, width, height, image.mode, getattr(image, "n_frames", 1), size)
-            if image.format in ("JPEG", "MPO"):
-                image.draft(None, (max(1, width // 8), max(1, height // 8)))  # still reads every byte
-            image.load()
+            info = ImageInfo(fmt, width, height, image.mode, getattr(image, "n_frames", 1), size, _turned(image))
+            image.verify()  # PNG: every chunk's CRC up to IEND; other formats: nothing more to read cheaply
     except UnidentifiedImageError:
         raise _unidentified(path) from None
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
@@ -71,6 +130,17 @@ def inspect(path: Path, max_pixels: int) -> ImageInfo:
     except DECODE_ERRORS as exc:
         raise ApiError(422, "undecodable_image", f"The image could not be decoded: {exc}.") from None
     return info
+
+
+def _turned(image: Image.Image) -> bool:
+    """Tell whether the EXIF orientation swaps width and height, reading only the header."""
+    if image.format == "PNG":  # PngImageFile.getexif() decodes the whole image to find a late eXIf chunk
+        exif = Image.Exif()
+        if image.info.get("exif"):
+            exif.load(image.info["exif"])
+    else:
+        exif = image.getexif()
+    return exif.get(ORIENTATION, 1) in (5, 6, 7, 8)
 
 
 def _unidentified(path: Path) -> ApiError:

@@ -50,8 +50,8 @@ def load(path: Path, shrink: Callable[[Size], Size] | None = None) -> Image.Imag
             image.load()
             ImageOps.exif_transpose(image, in_place=True)
             return normalise(image)
-    except Image.DecompressionBombWarning as exc:
-        raise ImageError(f"the image has too many pixels: {exc}") from None
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):  # over MAX_PIXELS (Pillow's limit)
+        raise ImageError(f"the image has more than the limit of {Image.MAX_IMAGE_PIXELS:,} pixels") from None
     except DECODE_ERRORS as exc:
         raise ImageError(f"the image could not be decoded: {exc}") from None
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from PIL import Image
 
-from imgjobs.catalog import CATALOG
+from imgjobs.catalog import CATALOG, Budget
 from imgjobs.jobs import MEDIA_TYPES
 from worker import imagefile
 from worker.ops import DRAFTS, OPS
@@ -17,10 +17,18 @@ from worker.ops import DRAFTS, OPS
 Progress = Callable[[float], None]
 
 
-def run(image: Image.Image, steps: list[dict[str, Any]], progress: Progress | None = None) -> tuple[Image.Image, list]:
-    """Apply `steps` to `image`; return the new image and the analysis outputs."""
+def run(
+    image: Image.Image, steps: list[dict[str, Any]], progress: Progress | None = None, budget: Budget | None = None,
+) -> tuple[Image.Image, list]:
+    """Apply `steps` to `image`; return the new image and the analysis outputs.
+
+    With a `budget`, each step's output size is checked before the step runs (the web
+    checked the whole chain from the header already; this is the same catalogue code).
+    """
     analysis = []
     for number, step in enumerate(steps, start=1):
+        if budget:
+            budget.check(number, step, image.size)
         name, params = step["op"], {k: v for k, v in step.items() if k != "op"}
         output = OPS[name](image, **params)
         if CATALOG[name].analysis:
@@ -40,11 +48,14 @@ def shrink(steps: list[dict[str, Any]]) -> Callable[[imagefile.Size], imagefile.
     return partial(DRAFTS[steps[0]["op"]], **params)
 
 
-def process(source: Path, result: Path, job_spec: dict[str, Any], progress: Progress | None = None) -> dict:
-    """Decode `source`, run the job's steps, write `result`; return what the job produced."""
+def process(
+    source: Path, result: Path, job_spec: dict[str, Any], progress: Progress | None = None,
+    budget: Budget | None = None,
+) -> dict:
+    """Decode `source`, run the job's steps within `budget`, write `result`; return what the job produced."""
     steps, fmt = job_spec["ops"], job_spec["format"]
     image = imagefile.load(source, shrink(steps))
-    image, analysis = run(image, steps, progress)
+    image, analysis = run(image, steps, progress, budget)
     size = imagefile.save(image, result, fmt, job_spec.get("quality"))
     return {
         "width": image.width,

@@ -5,8 +5,10 @@ from __future__ import annotations
 import gc
 import logging
 import os
+import resource
 import socket
 import sys
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -18,14 +20,15 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 from rq.timeouts import JobTimeoutException
 from rq.utils import now
+from rq.worker import DequeueStrategy
 
 import worker.ops  # noqa: F401 - imported once here, before the child is forked, so every job starts warm
 import worker.tasks  # noqa: F401
 from imgjobs import config
 from imgjobs import storage as storages
-from imgjobs.jobs import DEFAULT_QUALITY, MEDIA_TYPES, event_channel, queue_names
+from imgjobs.jobs import DEFAULT_QUALITY, MEDIA_TYPES, TASK, event_channel, queue_names, stop_key
 from imgjobs.storage import Storage
-from worker import failures, imagefile
+from worker import failures, imagefile, reaper
 from worker.janitor import sweep
 from worker.supervisor import Supervisor
 
@@ -38,6 +41,11 @@ class ImageWorker(SimpleWorker):
     """An RQ worker that runs jobs in its own process, explains failures and tidies files."""
 
     storage: Storage
+    lost_after: int  # seconds without a heartbeat before a running job counts as abandoned
+
+    def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
+        """Let a running job's registry entry lapse `lost_after` seconds after the last heartbeat."""
+        return self.lost_after
 
     def handle_job_success(self, job: Job, queue: Queue, *args: Any, **kwargs: Any) -> None:
         """Record the success, drop the upload, and wake anyone waiting on the job."""
@@ -55,6 +63,27 @@ class ImageWorker(SimpleWorker):
         if job.get_status(refresh=True) not in ("queued", "scheduled", "deferred"):
             tidy(self.storage.remove, job.id)
             self.connection.publish(event_channel(job.id), "ended")
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        """Send RQ's heartbeat (three commands) in one round trip when the caller gives no pipeline."""
+        if pipeline is not None:
+            return super().heartbeat(timeout, pipeline)
+        with self.connection.pipeline(transaction=False) as batch:
+            super().heartbeat(timeout, batch)
+            batch.execute()
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """Run the job if it names the one task; refuse anything else without importing it."""
+        if job.func_name == TASK:
+            super().execute_job(job, queue)
+            return
+        reason = f"it names {job.func_name!r}; this worker runs only {TASK}"
+        log.warning("refused job %s from queue %s: %s", job.id, queue.name, reason)
+        job.meta["error"] = {"code": "refused_job", "message": f"The worker refused the job: {reason}."}
+        job.save_meta()
+        job.retries_left = 0
+        job.ended_at = now()
+        super().handle_job_failure(job, queue, exc_string=f"Refused: {reason}")  # it has no files to tidy
 
     def run_maintenance_tasks(self) -> None:
         """Besides RQ's own upkeep, delete files whose jobs have expired."""
@@ -114,23 +143,68 @@ def _recover(connection: redis.Redis, queue: Queue, storage: Storage, pid: int, 
             timeout = int(job.timeout) if job.timeout else None
             job.meta["error"] = failures.explain(JobTimeoutException("hard limit"), timeout)[0]
             job.retries_left = 0
+        elif why == "canceled":
+            job.meta["error"] = failures.explain(failures.JobCanceled(job.id))[0]
         else:
             job.meta["error"] = failures.crashed(why)
         job.save_meta()
         job.ended_at = now()
         dead.storage = storage
-        dead.handle_job_failure(job, queue, exc_string=f"The worker process running the job died: {why}")
+        # a retry goes back to the queue the job came from (the heavy one, say)
+        origin = queue if job.origin == queue.name else Queue(job.origin, connection, serializer=JSONSerializer)
+        dead.handle_job_failure(job, origin, exc_string=f"The worker process running the job died: {why}")
     dead.register_death()
 
 
-def overdue(connection: redis.Redis, pid: int) -> bool:
-    """Tell whether the child's current job has run well past its timeout (stuck in C code)."""
-    try:
-        child = find_child(connection, pid)
-    except redis.RedisError:
-        return False  # cannot tell now; the child's own timeout still applies
-    job = child.get_current_job() if child else None
-    if job is None or job.started_at is None or not job.timeout or job.timeout < 0:
+class Watch:
+    """What the supervisor checks every poll: its busy child's heartbeat, stuck or canceled jobs, lost jobs."""
+
+    def __init__(self, connection: redis.Redis, queue: Queue, storage: Storage, lost_after: int) -> None:
+        self.connection = connection
+        self.queue = queue
+        self.storage = storage
+        self.lost_after = lost_after
+        self.every = max(1.0, lost_after / 4)  # heartbeat and reaper period: several beats before a job lapses
+        self.next_beat = self.next_reap = 0.0
+        self.healthy_since: float | None = time.monotonic()
+
+    def __call__(self, pid: int) -> str | None:
+        """Return why the child must be killed now, or None; never raise on Redis trouble."""
+        try:
+            why = self._check(pid)
+        except redis.RedisError:
+            self.healthy_since = None  # cannot tell now; the child's own timeout still applies
+            return None
+        if self.healthy_since is None:
+            self.healthy_since = time.monotonic()
+        return why
+
+    def _check(self, pid: int) -> str | None:
+        """Beat for the child's job, say if it must die, and now and then reap other workers' lost jobs."""
+        clock = time.monotonic()
+        child = find_child(self.connection, pid)
+        job = child.get_current_job() if child else None
+        if child is not None and job is not None:
+            if self.connection.exists(stop_key(job.id)):
+                return "canceled"
+            if overdue(job):
+                return "timeout"
+            execution = child.execution
+            if clock >= self.next_beat and execution is not None:
+                child.lost_after = self.lost_after
+                child.maintain_heartbeats(job, execution)
+                self.next_beat = clock + self.every
+        # After a Redis outage every worker needs a beat to renew its jobs before anyone reaps.
+        settled = self.healthy_since is not None and clock - self.healthy_since > 2 * self.every
+        if settled and clock >= self.next_reap:
+            reaper.reap(self.queue, self.storage, self.every)
+            self.next_reap = clock + self.every
+        return None
+
+
+def overdue(job: Job) -> bool:
+    """Tell whether a running job has run well past its timeout (stuck in C code)."""
+    if job.started_at is None or not job.timeout or job.timeout < 0:
         return False
     return (now() - job.started_at).total_seconds() > job.timeout + HARD_LIMIT_GRACE
 
@@ -150,6 +224,11 @@ def warm_up(storage: Storage) -> None:
     gc.freeze()  # keep the collector off inherited objects, so the child copies fewer pages
 
 
+def limit_memory(limit: int) -> None:
+    """Cap this process's heap, so a job that needs more gets a MemoryError instead of the OOM killer."""
+    resource.setrlimit(resource.RLIMIT_DATA, (limit, limit))
+
+
 def main() -> None:
     """Preload, then supervise one worker child on the configured queue until told to stop."""
     settings = config.from_env()
@@ -161,6 +240,7 @@ def main() -> None:
     warm_up(storage)
 
     def run_child() -> None:
+        limit_memory(config.memory_limit(settings))
         connection = redis.Redis.from_url(settings["REDIS_URL"])
         queues = [Queue(name, connection=connection, serializer=JSONSerializer) for name in queue_names(settings)]
         child = ImageWorker(
@@ -172,13 +252,14 @@ def main() -> None:
             worker_ttl=WORKER_TTL,
         )
         child.storage = storage
-        child.work(max_jobs=settings["WORKER_MAX_JOBS"])
+        child.lost_after = settings["WORKER_LOST_AFTER"]
+        child.work(max_jobs=settings["WORKER_MAX_JOBS"], dequeue_strategy=DequeueStrategy.ROUND_ROBIN)
 
     connection = redis.Redis.from_url(settings["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5)
     queue = Queue(settings["QUEUE_NAME"], connection=connection, serializer=JSONSerializer)
     supervisor = Supervisor(
         run_child,
         on_death=lambda pid, why: recover(connection, queue, storage, pid, why),
-        overdue=lambda pid: overdue(connection, pid),
+        check=Watch(connection, queue, storage, settings["WORKER_LOST_AFTER"]),
     )
     sys.exit(supervisor.run())

@@ -3,11 +3,13 @@
 The child runs jobs in its own process (no fork per job), so a job costs what the
 pipeline costs. What a fork per job would buy is kept here instead: a child that dies
 mid-job (killed, out of memory, crashed in C) is replaced at once and its job is failed
-or retried with a reason, and a job stuck past its timeout is killed from outside.
+or retried with a reason, and a job stuck past its timeout, or canceled in the middle of a
+long step, is killed from outside.
 """
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import signal
@@ -17,6 +19,7 @@ from types import FrameType
 
 log = logging.getLogger(__name__)
 POLL_SECONDS = 0.5
+PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 class Supervisor:
@@ -26,11 +29,11 @@ class Supervisor:
         self,
         run_child: Callable[[], None],
         on_death: Callable[[int, str], None],
-        overdue: Callable[[int], bool],
+        check: Callable[[int], str | None],
     ) -> None:
         self.run_child = run_child  # runs the worker in the child, returns when it stops
         self.on_death = on_death  # (child pid, why) after a child died abnormally
-        self.overdue = overdue  # (child pid) -> True when its job ran past its hard limit
+        self.check = check  # (child pid) -> why to kill it now (its job is stuck or canceled), else None
         self.stopping = False
         self.child = 0
 
@@ -53,9 +56,11 @@ class Supervisor:
 
     def _fork(self) -> int:
         """Start a child in its own process group, so its own children go with it."""
+        parent = os.getpid()
         pid = os.fork()
         if pid == 0:
             os.setpgrp()
+            _die_with(parent)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches us; we forward SIGTERM
             try:
@@ -80,11 +85,12 @@ class Supervisor:
                 return f"exited with status {os.WEXITSTATUS(status)}"
             if done:
                 continue
-            if self.overdue(pid):
-                log.warning("worker child %d ran a job past its hard time limit; killing it", pid)
+            why = self.check(pid)
+            if why:
+                log.warning("killing worker child %d: %s", pid, why)
                 self._kill_group(pid)
                 os.waitpid(pid, 0)
-                return "timeout"
+                return why
             time.sleep(POLL_SECONDS)
 
     def _forward(self, signum: int, frame: FrameType | None) -> None:
@@ -108,3 +114,10 @@ class Supervisor:
                 kill(pid, signal.SIGKILL)
             except (ProcessLookupError, PermissionError):
                 pass
+
+
+def _die_with(parent: int) -> None:
+    """Have the kernel kill this child when its supervisor dies, so no orphan runs a job nobody watches."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # it died before the request took effect
+        os._exit(1)

@@ -55,8 +55,8 @@ class Storage(Protocol):
     def remove(self, job_id: str) -> int:
         """Delete every file of a job; return how many there were."""
 
-    def job_ids(self) -> Iterator[str]:
-        """Yield the id of every job that has a stored file."""
+    def job_ids(self, before: float) -> Iterator[str]:
+        """Yield the id of every job with a stored file last written before `before` (a Unix time)."""
 
     def sweep_partial(self, cutoff: float) -> int:
         """Delete partial files last touched before `cutoff` (a Unix time); return how many."""

@@ -84,12 +84,15 @@ class LocalStorage:
                 removed += 1
         return removed
 
-    def job_ids(self) -> Iterator[str]:
-        """Yield the job id of every upload and result file."""
+    def job_ids(self, before: float) -> Iterator[str]:
+        """Yield the job id of every upload and result file last written before `before`."""
         for path in [*self.uploads.iterdir(), *self.results.iterdir()]:
             job_id = path.name.split(".")[0]
-            if is_job_id(job_id):
-                yield job_id
+            try:
+                if is_job_id(job_id) and path.stat().st_mtime < before:
+                    yield job_id
+            except FileNotFoundError:
+                pass  # its job ended meanwhile
 
     def sweep_partial(self, cutoff: float) -> int:
         """Delete abandoned uploads in `tmp/` and half-written results older than `cutoff`."""

@@ -126,12 +126,12 @@ class S3Storage:
                 self.client.delete_objects(Bucket=self.bucket, Delete={"Objects": [{"Key": k} for k in present]})
         return len(present)
 
-    def job_ids(self) -> Iterator[str]:
-        """Yield the job id of every upload and result object."""
+    def job_ids(self, before: float) -> Iterator[str]:
+        """Yield the job id of every upload and result object last written before `before`."""
         for folder in ("uploads/", "results/"):
-            for key in self._keys(self.prefix + folder):
-                job_id = key.rsplit("/", 1)[-1].split(".")[0]
-                if is_job_id(job_id):
+            for item in self._listing(self.prefix + folder):
+                job_id = item["Key"].rsplit("/", 1)[-1].split(".")[0]
+                if is_job_id(job_id) and item["LastModified"].timestamp() < before:
                     yield job_id
 
     def sweep_partial(self, cutoff: float) -> int:
@@ -140,11 +140,15 @@ class S3Storage:
         return sweep_directory(list(self.tmp.iterdir()), cutoff)
 
     def _keys(self, prefix: str) -> Iterator[str]:
-        """Yield every key under `prefix`, a page at a time."""
+        """Yield every key under `prefix`."""
+        for item in self._listing(prefix):
+            yield item["Key"]
+
+    def _listing(self, prefix: str) -> Iterator[dict[str, Any]]:
+        """Yield every object under `prefix` (its Key, LastModified, ...), a page at a time."""
         with _translated("the bucket listing"):
             for page in self.client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix):
-                for item in page.get("Contents", []):
-                    yield item["Key"]
+                yield from page.get("Contents", [])
 
     def _exists(self, key: str) -> bool:
         """Tell whether an object exists."""

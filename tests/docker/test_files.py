@@ -21,6 +21,7 @@ pytestmark = pytest.mark.docker
 #: every third-party module the worker may import.
 ENV_PACKAGE = {
     "numpy": "numpy", "PIL": "pillow", "redis": "redis", "rq": "rq", "boto3": "boto3", "botocore": "botocore",
+    "click": "click", "rich": "rich",
 }
 #: What the conda section holds beyond requirements/worker.txt: the interpreter and pip itself.
 CONDA_ONLY = {"python", "pip"}
@@ -177,6 +178,23 @@ def test_web_publishes_a_configurable_port_and_checks_readiness() -> None:
     assert web["build"]["dockerfile"] == "Dockerfile.web"
 
 
+def test_compose_serves_without_keys_on_loopback_and_with_keys_from_a_secret(tmp_path: Path) -> None:
+    web = compose_config()["services"]["web"]
+    assert [p["host_ip"] for p in web["ports"]] == ["127.0.0.1"]
+    assert web["environment"]["HOST"] == "0.0.0.0" and web["environment"]["ALLOW_ANONYMOUS"] == "1"
+    keys = tmp_path / "api-keys"
+    keys.write_text("alice " + "k" * 32 + "\n")
+    clean = {"PATH": "/usr/bin:/bin", "HOME": "/nonexistent", "API_KEYS_PATH": str(keys)}
+    both = run(tool("docker-compose"), "--env-file", "/dev/null", "-f", str(COMPOSE_FILE),
+               "-f", str(ROOT / "compose.keys.yaml"), "config", "--format", "json", env=clean).stdout
+    config = json.loads(both)
+    web = config["services"]["web"]
+    assert web["environment"]["API_KEYS_FILE"] == "/run/secrets/api_keys"
+    assert web["environment"]["ALLOW_ANONYMOUS"] == "0"
+    assert [s["source"] for s in web["secrets"]] == ["api_keys"]
+    assert config["secrets"]["api_keys"]["file"] == str(keys)
+
+
 def test_worker_scales_and_outlives_its_job_timeout() -> None:
     worker = compose_config()["services"]["worker"]
     assert "container_name" not in worker and not worker.get("ports")
@@ -236,7 +254,7 @@ def test_runtime_stage_has_no_conda() -> None:
     runtime = text[text.index("FROM ${RUNTIME_IMAGE} AS runtime"):]
     assert "micromamba" not in runtime and "conda" not in runtime.replace("conda-pack", "")
     assert "COPY --from=env /venv /venv" in runtime
-    assert re.search(r'^CMD \["python", "-m", "worker"\]$', runtime, re.M)
+    assert re.search(r'^ENTRYPOINT \["python", "-m", "worker"\]$', runtime, re.M)  # no arguments: the worker
 
 
 # -- environment.yml --------------------------------------------------------------------------

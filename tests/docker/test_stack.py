@@ -4,14 +4,27 @@ from __future__ import annotations
 
 import io
 import json
+import secrets
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
 import requests
 from PIL import Image
 
-from tests.docker.stack import PYTHON_STANDIN, WEB_IMAGE, WORKER_IMAGE, Stack, report, run
+from tests.docker.stack import (
+    COMPOSE_FILE,
+    PYTHON_STANDIN,
+    ROOT,
+    STANDIN_OVERRIDE,
+    WEB_IMAGE,
+    WORKER_IMAGE,
+    Stack,
+    report,
+    run,
+    tool,
+)
 
 # Building from a cold cache takes minutes, and the session fixture's setup counts
 # against the first test that uses it.
@@ -192,3 +205,30 @@ def test_image_sizes(stack: Stack) -> None:
     report(f"worker image {WORKER_IMAGE} (stand-in env, not conda): {worker / mb:.0f} MB, "
            f"{(worker - base) / mb:.0f} MB over {PYTHON_STANDIN}")
     assert web - base < 150 * mb, "the web layers grew past 150 MB: check what the lock pulls in"
+
+
+def test_compose_keys_yaml_turns_keys_on(stack: Stack, tmp_path: Path) -> None:
+    key, other = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    keys = tmp_path / "api-keys"
+    keys.write_text(f"ci {key}\n")
+    keys.chmod(0o644)  # the web runs as APP_UID, not as the file's owner
+    files = ["-f", str(COMPOSE_FILE), "-f", str(STANDIN_OVERRIDE), "-f", str(ROOT / "compose.keys.yaml")]
+    env = {**stack.env, "API_KEYS_PATH": str(keys)}
+    run(tool("docker-compose"), "-p", stack.project, *files, "up", "--detach", "--wait", "--wait-timeout", "120",
+        "web", env=env, timeout=300)
+    try:
+        assert requests.get(f"{stack.url}/api/v1/ops", timeout=10).status_code == 401
+        signed_in = {"Authorization": f"Bearer {key}"}
+        reply = requests.post(f"{stack.url}/api/v1/jobs", files={"file": ("in.png", small_png())}, headers=signed_in,
+                              data={"ops": json.dumps([{"op": "resize", "width": 64}])}, timeout=60)
+        assert reply.status_code == 202, reply.text
+        url = f"{stack.url}/api/v1/jobs/{reply.json()['id']}"
+        done = requests.get(url, params={"wait": 30}, headers=signed_in, timeout=60).json()
+        assert done["status"] == "finished", done
+        shared = requests.get(stack.url + done["links"]["share"], timeout=10)
+        assert shared.status_code == 200 and Image.open(io.BytesIO(shared.content)).size == (64, 48)
+        keys.write_text(f"ci2 {other}\n")  # edited in place: the secret's bind mount sees it
+        assert requests.get(url, headers=signed_in, timeout=10).status_code == 401
+        assert requests.get(url, headers={"Authorization": f"Bearer {other}"}, timeout=10).status_code == 404
+    finally:
+        stack.compose("up", "--detach", "--wait", "--wait-timeout", "120", "web")  # back to compose.yaml alone

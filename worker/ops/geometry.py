@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 from PIL import Image, ImageColor
 
+from imgjobs.catalog import crop_box, resize_size
 from worker.ops.pixels import band_rows
 from worker.ops.registry import Size, implements
 
@@ -31,18 +32,6 @@ MAX_THREADS = 4
 PARALLEL_PIXELS = 1 << 17
 Box = tuple[float, float, float, float]
 FLIPS = {"horizontal": Image.Transpose.FLIP_LEFT_RIGHT, "vertical": Image.Transpose.FLIP_TOP_BOTTOM}
-
-
-def resize_size(source: Size, width: int | None, height: int | None, fit: str) -> Size:
-    """Return the output size of a resize of `source` (for cover: the box it fills)."""
-    src_w, src_h = source
-    if fit in ("fill", "cover") and width and height:
-        return width, height
-    scales = [s for s in (width and width / src_w, height and height / src_h) if s]
-    scale = min(scales)
-    if fit == "inside":
-        scale = min(scale, 1.0)
-    return max(1, round(src_w * scale)), max(1, round(src_h * scale))
 
 
 def resize_draft(source: Size, *, width: int | None = None, height: int | None = None, fit: str = "inside",
@@ -200,23 +189,6 @@ def thumbnail(image: Image.Image, *, width: int = 256, height: int = 256, filter
     if any(int(side / out / THUMBNAIL_GAP) > 1 for side, out in zip(image.size, size, strict=True)):
         return image.resize(size, FILTERS[filter], reducing_gap=THUMBNAIL_GAP)  # reduce() first, then resample
     return resample(image, size, FILTERS[filter])  # within the gap Pillow resamples directly: the same, on threads
-
-
-def crop_box(size: Size, x: int, y: int, width: int | None, height: int | None, aspect: float | None) -> tuple:
-    """Return the (left, top, right, bottom) box a crop keeps."""
-    src_w, src_h = size
-    if aspect is not None:
-        if src_w / src_h > aspect:
-            keep_w, keep_h = max(1, min(src_w, round(src_h * aspect))), src_h
-        else:
-            keep_w, keep_h = src_w, max(1, min(src_h, round(src_w / aspect)))
-        left, top = (src_w - keep_w) // 2, (src_h - keep_h) // 2
-        return left, top, left + keep_w, top + keep_h
-    if x >= src_w or y >= src_h:
-        raise ValueError(f"the crop box starts at ({x}, {y}), outside the {src_w}x{src_h} image")
-    right = src_w if width is None else min(src_w, x + width)
-    bottom = src_h if height is None else min(src_h, y + height)
-    return x, y, right, bottom
 
 
 @implements("crop")

@@ -1,4 +1,7 @@
 // The public JSON API (/api/v1), with every failure turned into an ApiProblem in plain words.
+// A 401 asks for an API key (auth.js) and sends the call again with it.
+
+import * as auth from "./auth.js";
 
 const BASE = "/api/v1";
 
@@ -28,11 +31,16 @@ function problem(status, statusText, text) {
 async function request(method, path) {
   let response;
   try {
-    response = await fetch(BASE + path, { method, headers: { Accept: "application/json" }, cache: "no-store" });
+    const headers = { Accept: "application/json", ...auth.headers() };
+    response = await fetch(BASE + path, { method, headers, cache: "no-store" });
   } catch (_) {
     throw new ApiProblem(0, "unreachable", UNREACHABLE);
   }
   const text = await response.text().catch(() => "");
+  if (response.status === 401) {
+    await auth.signIn();
+    return request(method, path);
+  }
   if (!response.ok) throw problem(response.status, response.statusText, text);
   if (response.status === 204 || !text) return null;
   try {
@@ -51,14 +59,26 @@ export const job = (id) => request("GET", `/jobs/${encodeURIComponent(id)}`);
 /** DELETE /jobs/<id>: the canceled job, or null once an ended job is deleted. */
 export const remove = (id) => request("DELETE", `/jobs/${encodeURIComponent(id)}`);
 
-/** The URL of a job's result image. */
-export const resultUrl = (id) => `${BASE}/jobs/${encodeURIComponent(id)}/result`;
+/** The URL of a job's result image: its signed share link when the server has keys (an <img> sends no header). */
+export const resultUrl = (job) => (job.links && job.links.share) || `${BASE}/jobs/${encodeURIComponent(job.id)}/result`;
+
+/** POST /jobs (see send), asking for a key and sending again when the server answers 401. */
+export async function submit(file, steps, options, onProgress) {
+  for (;;) {
+    try {
+      return await send(file, steps, options, onProgress);
+    } catch (problem) {
+      if (problem.status !== 401) throw problem;
+      await auth.signIn();
+    }
+  }
+}
 
 /**
  * POST /jobs with a file, steps and output options; resolves to the job JSON.
  * XMLHttpRequest rather than fetch, for upload progress: onProgress(fraction).
  */
-export function submit(file, steps, options, onProgress) {
+function send(file, steps, options, onProgress) {
   const form = new FormData();
   form.append("file", file, file.name);
   form.append("ops", JSON.stringify(steps));
@@ -68,6 +88,7 @@ export function submit(file, steps, options, onProgress) {
     const xhr = new XMLHttpRequest();
     xhr.open("POST", `${BASE}/jobs`);
     xhr.setRequestHeader("Accept", "application/json");
+    for (const [name, value] of Object.entries(auth.headers())) xhr.setRequestHeader(name, value);
     xhr.upload.addEventListener("progress", (event) => {
       if (event.lengthComputable && onProgress) onProgress(event.loaded / event.total);
     });

@@ -57,14 +57,14 @@ function fillFormats(formats) {
 
 function fillPresets() {
   const box = $("presets");
-  const presets = availablePresets(pipeline.ops);
+  const presets = availablePresets(pipeline.ops, catalog.presets);
   box.querySelectorAll("button").forEach((b) => b.remove());
   for (const preset of presets) {
-    const button = h("button", { type: "button", class: "preset", title: preset.description }, preset.name);
+    const button = h("button", { type: "button", class: "preset", title: preset.description }, preset.title);
     button.addEventListener("click", () => {
-      pipeline.load(preset.steps);
+      pipeline.load(preset.ops);
       $("submit-error").textContent = "";
-      announce(`Preset ${preset.name}: ${preset.steps.length} step(s) loaded.`);
+      announce(`Preset ${preset.title}: ${preset.ops.length} step(s) loaded.`);
     });
     box.append(button);
   }

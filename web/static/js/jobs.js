@@ -259,7 +259,7 @@ export class JobCard {
   showResult(job) {
     this.resultShown = true;
     const result = job.result || {};
-    const url = api.resultUrl(job.id);
+    const url = api.resultUrl(job);
     const after = h("img", { class: "after", src: url, alt: `Result: ${this.name}`,
       width: result.width, height: result.height });
     after.addEventListener("error", () => this.showError("The result image could not be loaded (it may have expired)."));

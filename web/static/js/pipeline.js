@@ -3,39 +3,6 @@
 import { announce, h, replace } from "./dom.js";
 import { check, field, initial } from "./params.js";
 
-/**
- * Ready-made pipelines. Each lists alternatives, best first; the page offers the first one the
- * catalogue at hand supports (every op and parameter present, every value valid), else hides the preset.
- */
-export const PRESETS = [
-  {
-    name: "Thumbnail 512",
-    description: "Shrink to fit within 512×512 pixels.",
-    variants: [
-      [{ op: "thumbnail", width: 512, height: 512 }],
-      [{ op: "resize", width: 512, height: 512, fit: "inside" }],
-    ],
-  },
-  {
-    name: "Pencil sketch",
-    description: "Dark outlines on white, like a pencil drawing.",
-    variants: [
-      [{ op: "grayscale" }, { op: "denoise", size: 5 }, { op: "edges", normalize: true }, { op: "invert" }],
-      [{ op: "grayscale" }, { op: "edges" }, { op: "invert" }],
-    ],
-  },
-  {
-    name: "8-colour poster",
-    description: "Redraw the image with its 8 most representative colours.",
-    variants: [[{ op: "quantize", colors: 8 }]],
-  },
-  {
-    name: "Analyse",
-    description: "Dominant colours, perceptual hashes and statistics; the image itself is kept as it is.",
-    variants: [[{ op: "palette" }, { op: "hash" }, { op: "stats" }]],
-  },
-];
-
 /** Tell whether the catalogue can run these steps as written. */
 function supported(steps, ops) {
   return steps.every(({ op, ...given }) => {
@@ -48,11 +15,9 @@ function supported(steps, ops) {
   });
 }
 
-/** Return the presets the catalogue supports, each with the steps chosen for it. */
-export function availablePresets(ops, presets = PRESETS) {
-  return presets
-    .map((preset) => ({ ...preset, steps: preset.variants.find((steps) => supported(steps, ops)) }))
-    .filter((preset) => preset.steps);
+/** Return the service's presets (GET /ops, declared in imgjobs/presets.py) whose steps its catalogue can run. */
+export function availablePresets(ops, presets) {
+  return (presets || []).filter((preset) => supported(preset.ops, ops));
 }
 
 let stepKey = 0;

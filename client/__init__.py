@@ -1,0 +1,1 @@
+"""The imgjobs command line: a client of the HTTP API, and `imgjobs batch`."""
