@@ -60,6 +60,7 @@ bench: $(VENV)/.dev system-deps $(BENCH_VENV)/.thumbor
 	$(BIN)/python -m bench.thumbor $(BENCH_VENV)/bin/thumbor
 	$(BIN)/python -m bench.queue
 	$(BIN)/python -m bench.ops
+	$(BIN)/python -m bench.abuse
 
 ## lock: recompile the pinned requirements/*.txt from requirements/*.in
 lock: $(VENV)/.dev

@@ -52,10 +52,13 @@ start_engine() {
         return
     fi
     log "starting dockerd (log: $DOCKERD_LOG)"
-    # Only the standard descriptors: started under `flock /tmp/docker.lock ...`,
-    # dockerd would otherwise inherit the lock and hold it for as long as it runs.
+    # Close every inherited descriptor first: run under `flock /tmp/docker.lock`, dockerd
+    # would otherwise keep the lock's descriptor, and the lock, for as long as it runs.
     (
-        for fd in /proc/self/fd/*; do fd=${fd##*/}; ((fd > 2)) && eval "exec $fd>&-"; done
+        for fd in /proc/self/fd/*; do
+            fd=${fd##*/}
+            if ((fd > 2)); then eval "exec $fd>&-" 2>/dev/null || true; fi
+        done
         exec nohup dockerd </dev/null >"$DOCKERD_LOG" 2>&1
     ) &
     local pid=$!

@@ -107,7 +107,8 @@ class S3Server:
              f"-master.port={master}", f"-master.port.grpc={grpc[0]}", f"-volume.port={volume}",
              f"-volume.port.grpc={grpc[1]}", f"-filer.port={filer}", f"-filer.port.grpc={grpc[2]}",
              "-s3", f"-s3.port={s3}", f"-s3.port.grpc={grpc[3]}", "-s3.port.iceberg=0", "-s3.port.lance=0",
-             "-master.volumeSizeLimitMB=64", "-master.telemetry=false"],
+             # volumes of 64 MB, as many as the disk holds: every bucket (collection) grows its own
+             "-master.volumeSizeLimitMB=64", "-volume.max=0", "-master.telemetry=false"],
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         self.buckets: set[str] = set()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -303,3 +304,57 @@ def test_locks_pin_every_package_with_hashes() -> None:
 def test_environment_python_matches_the_web_image() -> None:
     tag = dockerfile_arg("Dockerfile.web", "PYTHON_IMAGE").split(":")[1]
     assert tag.startswith(conda_pins()["python"] + "-"), (tag, conda_pins()["python"])
+
+
+def test_compose_s3_override_shares_no_volume_between_web_and_workers(tmp_path: Path) -> None:
+    secrets = {"S3_CREDENTIALS_FILE": tmp_path / "credentials", "SEAWEEDFS_S3_CONFIG": tmp_path / "identities.json"}
+    for path in secrets.values():
+        path.write_text("")
+    env = {**os.environ, **{name: str(path) for name, path in secrets.items()}}
+    out = run(tool("docker-compose"), "-f", str(COMPOSE_FILE), "-f", str(ROOT / "compose.s3.yaml"),
+              "config", "--format", "json", env=env).stdout
+    services = json.loads(out)["services"]
+    web, worker = ({v.get("source") for v in services[name]["volumes"]} for name in ("web", "worker"))
+    assert not web & worker - {None}  # an anonymous volume has no source: it is the worker's alone
+    for name in ("web", "worker"):
+        assert services[name]["environment"]["STORAGE_URL"].startswith("s3://")
+        assert "s3_credentials" in {s["source"] for s in services[name]["secrets"]}
+
+
+# -- swarm.yaml (the live deploy is tests/swarm) ---------------------------------------------
+
+def swarm_config(tmp_path: Path) -> dict[str, Any]:
+    """Return swarm.yaml (with its ports override) as compose resolves it, secrets from empty files."""
+    secrets = {"S3_CREDENTIALS_FILE": tmp_path / "credentials", "SEAWEEDFS_S3_CONFIG": tmp_path / "identities.json",
+               "API_KEYS_PATH": tmp_path / "api-keys"}
+    for path in secrets.values():
+        path.write_text("")
+    env = {**os.environ, **{name: str(path) for name, path in secrets.items()}}
+    out = run(tool("docker-compose"), "-f", str(ROOT / "swarm.yaml"), "-f", str(ROOT / "swarm.ports.yaml"),
+              "config", "--format", "json", env=env).stdout
+    return dict(json.loads(out))
+
+
+def test_swarm_stack_runs_web_and_workers_on_the_bucket_alone(tmp_path: Path) -> None:
+    stack = swarm_config(tmp_path)
+    services = stack["services"]
+    assert set(services) == {"redis", "seaweedfs", "bucket", "web", "worker"}
+    assert {net["driver"] for net in stack["networks"].values()} == {"overlay"}
+    for name in ("web", "worker"):
+        service = services[name]
+        assert service["environment"]["STORAGE_URL"].startswith("s3://")
+        assert set(service["environment"]) - {"AWS_SHARED_CREDENTIALS_FILE", "AWS_DEFAULT_REGION"} <= set(
+            config.SETTINGS)
+        assert "s3_credentials" in {s["source"] for s in service["secrets"]}
+        assert all(v["type"] == "tmpfs" or not v.get("source") for v in service["volumes"]), name  # no shared one
+        assert service["read_only"] is True and service["healthcheck"]["test"]
+        deploy = service["deploy"]
+        assert int(deploy["replicas"]) >= 2 and deploy["resources"]["limits"]["memory"]
+        assert deploy["restart_policy"]["condition"] == "any"
+        assert deploy["update_config"]["parallelism"] == 1 and deploy["update_config"]["failure_action"] == "rollback"
+    # a worker being replaced drains first: its running job may take JOB_TIMEOUT + 30 s
+    assert services["worker"]["deploy"]["update_config"]["order"] == "stop-first"
+    grace = seconds(services["worker"]["stop_grace_period"])
+    assert grace >= int(services["worker"]["environment"]["JOB_TIMEOUT"]) + 30
+    assert services["web"]["ports"][0]["target"] == 5000  # published only with API keys on
+    assert services["web"]["environment"]["ALLOW_ANONYMOUS"] == "0" and services["web"]["environment"]["API_KEYS_FILE"]
