@@ -3,19 +3,19 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test chaos test-docker lint bench lock system-deps clean
+.PHONY: dev test chaos test-docker test-conda lint bench lock system-deps clean
 
 # Debian's own python3 needs the python3-venv package for this.
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV) || (bash scripts/system-deps.sh python3-venv && $(PYTHON) -m venv --clear $(VENV))
 
 $(VENV)/.runtime: $(BIN)/python requirements/web.txt requirements/worker.txt requirements/client.txt pyproject.toml
-	$(BIN)/pip install --quiet -r requirements/web.txt -r requirements/worker.txt -r requirements/client.txt
+	$(BIN)/pip install --quiet --require-hashes -r requirements/web.txt -r requirements/worker.txt -r requirements/client.txt
 	$(BIN)/pip install --quiet --no-deps --editable .  # the `imgjobs` command, in $(BIN)
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.runtime requirements/dev.txt
-	$(BIN)/pip install --quiet -r requirements/dev.txt
+	$(BIN)/pip install --quiet --require-hashes -r requirements/dev.txt
 	touch $@
 
 ## dev: run the whole service here (private Redis unless REDIS_URL is set, gunicorn, $WORKERS workers)
@@ -38,6 +38,10 @@ chaos: $(VENV)/.dev system-deps
 test-docker: $(VENV)/.dev
 	bash scripts/test-docker.sh
 
+## test-conda: build the worker image through Dockerfile.worker's conda stage, offline (a local channel), and run a job in it
+test-conda: $(VENV)/.dev system-deps
+	bash scripts/test-conda.sh
+
 lint: $(VENV)/.dev
 	$(BIN)/ruff check .
 	$(BIN)/mypy
@@ -56,6 +60,7 @@ bench: $(VENV)/.dev system-deps $(BENCH_VENV)/.thumbor
 	$(BIN)/python -m bench.thumbor $(BENCH_VENV)/bin/thumbor
 	$(BIN)/python -m bench.queue
 	$(BIN)/python -m bench.ops
+	$(BIN)/python -m bench.abuse
 
 ## lock: recompile the pinned requirements/*.txt from requirements/*.in
 lock: $(VENV)/.dev

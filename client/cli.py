@@ -100,7 +100,7 @@ def summarise(submissions: list[Submission], retried: int) -> None:
     for s in submissions:
         counts[s.status] = counts.get(s.status, 0) + 1
     totals = ", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
-    click.echo(totals + (f" ({retried} answers retried after 429/503)" if retried else ""))
+    click.echo((totals or "no image files") + (f" ({retried} answers retried after 429/503)" if retried else ""))
 
 
 @main.command()

@@ -32,6 +32,7 @@ SETTINGS: dict[str, tuple[type, Any]] = {
     "RATE_LIMIT": (str, "60/minute"),  # job submissions per client (Flask-Limiter syntax); a key's "rate" wins
     "JOBS_PER_CLIENT": (int, 20),  # queued + running jobs per client; a key's "jobs" wins
     "HEAVY_PIXELS": (int, 200_000_000),  # jobs costing more go to the heavy queue
+    "CORS_ORIGINS": (str, ""),  # comma-separated origins whose pages may call the API; none by default
     # storage backend (issue #10): empty = the shared DATA_DIR; s3://bucket/prefix = an object store
     "STORAGE_URL": (str, ""),
     "S3_ENDPOINT_URL": (str, ""),

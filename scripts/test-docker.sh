@@ -145,4 +145,7 @@ main() {
     return "$status"
 }
 
-main "$@"
+# scripts/test-conda.sh sources this file for its functions.
+if [[ ${BASH_SOURCE[0]} == "$0" ]]; then
+    main "$@"
+fi

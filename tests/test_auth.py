@@ -251,6 +251,24 @@ def test_metrics_count_jobs_and_refusals_per_key(keyed_app, alice):
     assert counts() == (jobs + 1, refused + 2)
 
 
+def test_metrics_count_each_keys_429s_by_reason(keyed_app, keys_file):
+    from tests.test_metrics import sample
+
+    tight, capped = f"tight-{secrets.token_hex(4)}", f"capped-{secrets.token_hex(4)}"
+    keys_file.write_text(KEY_FILE + f"{tight} {CAROL} rate=1/minute\n{capped} {CAROL[::-1]} jobs=1\n")
+    keyed_app.config["QUEUE_NAME"] = "nobody-listens"
+    fast, many = client_for(keyed_app, CAROL), client_for(keyed_app, CAROL[::-1])
+    assert fast.post("/api/v1/jobs").status_code == 400  # counted by the rate limit all the same
+    assert fast.post("/api/v1/jobs").status_code == 429
+    job_id = submit(many, make_image(), []).get_json()["id"]
+    assert submit(many, make_image(), []).get_json()["error"]["code"] == "too_many_jobs"
+    text = keyed_app.test_client().get("/metrics").text
+    assert sample(text, f'imgjobs_key_rejections_total{{key="{tight}",reason="rate_limited"}}') == 1
+    assert sample(text, f'imgjobs_key_rejections_total{{key="{capped}",reason="too_many_jobs"}}') == 1
+    assert sample(text, f'imgjobs_key_jobs_total{{key="{capped}"}}') == 1
+    many.delete(f"/api/v1/jobs/{job_id}")
+
+
 def _sample(sample, text, name):
     """Return a sample's value, 0 when it is not there yet."""
     return sample(text, name) if name in text else 0.0

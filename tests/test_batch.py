@@ -114,6 +114,14 @@ def test_the_pixel_limit_applies_as_for_jobs(photos: Path, tmp_path: Path) -> No
     assert (tmp_path / "out" / "a.png").is_file()
 
 
+def test_a_step_over_the_pixel_budget_fails_its_file(photos: Path, tmp_path: Path) -> None:
+    pad = '[{"op": "pad", "width": 200, "height": 200}]'
+    done = run_batch(photos, tmp_path / "out", "--ops", pad, MAX_PIXELS="10000")
+    assert done.returncode == 1
+    assert "failed  a.png: step 1 (pad) would make a 200x200 image; the limit is 10,000 pixels" in done.stdout
+    assert not (tmp_path / "out" / "a.png").exists()
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -213,3 +221,16 @@ def test_the_installed_imgjobs_command_runs_batch_too(photos: Path, tmp_path: Pa
     assert "3 done, 0 skipped, 0 failed" in done.stdout
     helped = subprocess.run([str(script), "batch", "--help"], capture_output=True, text=True, timeout=60)
     assert "Usage: imgjobs batch [OPTIONS] SOURCE TARGET" in helped.stdout and "--jobs" in helped.stdout
+
+
+def test_an_output_folder_inside_the_input_is_not_read_and_nothing_overwrites_its_input(photos: Path) -> None:
+    (photos / "trip" / "broken.jpg").unlink()
+    inside = photos / "converted"
+    first = run_batch(photos, inside, "--format", "png")
+    assert first.returncode == 0 and "3 done" in first.stdout, first.stdout + first.stderr
+    again = run_batch(photos, inside, "--format", "png")
+    assert "0 done, 3 skipped, 0 failed" in again.stdout  # converted/ itself is not taken as input
+    before = (photos / "a.png").read_bytes()
+    in_place = run_batch(photos, photos, "--format", "png")
+    assert in_place.returncode == 1 and "failed  a.png: it would overwrite itself" in in_place.stdout
+    assert (photos / "a.png").read_bytes() == before

@@ -237,3 +237,17 @@ def test_an_upload_over_the_size_limit_fails_with_the_apis_reason(redis_server: 
         server.stop()
     assert done.returncode == 1
     assert "failed    noise.png: The upload is larger than the limit of 0.05 MB." in done.stdout
+
+
+def test_submit_waits_out_the_services_own_rate_limit(redis_server: RedisServer, data_dir: Path,
+                                                      worker: WorkerProcess, tmp_path: Path) -> None:
+    server = WebServer(service_env(redis_server.url, data_dir, RATE_LIMIT="1/second"), quiet=True)
+    try:
+        for n in range(3):
+            (tmp_path / f"p{n}.png").write_bytes(make_image())
+        done = imgjobs(server.url, "submit", tmp_path / "p*.png", "--concurrency", "3", "--out", tmp_path / "out")
+    finally:
+        server.stop()
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 finished" in done.stdout and "retried after 429/503" in done.stdout, done.stdout
+    assert len(list((tmp_path / "out").glob("p*.png"))) == 3

@@ -10,7 +10,7 @@ from flask import Flask
 from PIL import Image
 
 from imgjobs import config, storage
-from web import api, auth, errors, health, limits, metrics, openapi, page, store
+from web import api, auth, errors, health, limits, metrics, openapi, origins, page, store
 from web.uploads import UploadRequest
 
 
@@ -31,6 +31,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     errors.init_app(app)
     store.init_app(app)
     auth.init_app(app)  # before anything else that reads the caller's key (limits)
+    origins.init_app(app)
     limits.init_app(app)
     app.register_blueprint(api.bp)
     app.register_blueprint(health.bp)

@@ -13,7 +13,7 @@ from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter, RequestLimit
 from rq.job import Job
 
-from web import clients, store
+from web import clients, store, usage
 from web.errors import ApiError, error_response
 
 #: Seconds a client over its jobs cap is told to wait before trying again.
@@ -47,6 +47,7 @@ def _rate() -> str:
 def _refuse(limit: RequestLimit) -> Response:
     """Answer a client over its rate (Flask-Limiter adds Retry-After)."""
     message = f"Too many jobs submitted: this client may submit {limit.limit}; retry after Retry-After seconds."
+    usage.count_rejection("rate_limited")
     return error_response(429, "rate_limited", message)
 
 
@@ -72,5 +73,6 @@ def claim(job_id: str) -> None:
         count = pipe.execute()[-2]
     if count > cap:
         conn.zrem(key, job_id)
+        usage.count_rejection("too_many_jobs")
         message = f"This client has {cap} jobs queued or running, its limit; retry once one of them ends."
         raise ApiError(429, "too_many_jobs", message, headers={"Retry-After": str(JOBS_RETRY_AFTER)})

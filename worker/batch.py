@@ -26,10 +26,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColum
 from rich.text import Text
 
 from imgjobs import config
-from imgjobs.catalog import CATALOG, StepError, validate_steps
+from imgjobs.catalog import CATALOG, Budget, StepError, validate_steps
 from imgjobs.jobs import IMAGE_SUFFIXES, OUTPUT_SUFFIXES, output_format, output_quality
 from imgjobs.presets import steps_for
 from worker import imagefile, pipeline
+from worker.service import limit_memory
 
 
 @dataclass(frozen=True)
@@ -59,23 +60,26 @@ def plan(source: Path, target: Path, job_spec: dict[str, Any]) -> tuple[list[Fil
     """
     jobs: dict[Path, FileJob] = {}
     clashes = []
-    for path in sorted(_images(source)):
+    for path in sorted(_images(source, skip=target)):
         name = path.relative_to(source).as_posix()
         fmt = output_format(job_spec["format"], IMAGE_SUFFIXES[path.suffix.lower()])
         output = target / path.relative_to(source).with_suffix(OUTPUT_SUFFIXES[fmt])
-        if output in jobs:
-            reason = f"its output {output.relative_to(target)} is already written from {jobs[output].name}"
-            clashes.append(Outcome(name, str(output), "failed", reason))
+        clash = "it would overwrite itself" if output.resolve() == path.resolve() else (
+            f"its output {output.relative_to(target)} is already written from {jobs[output].name}"
+            if output in jobs else None)
+        if clash:
+            clashes.append(Outcome(name, str(output), "failed", clash))
             continue
         spec = {**job_spec, "format": fmt, "quality": output_quality(job_spec["quality"], fmt)}
         jobs[output] = FileJob(path, output, name, spec)
     return list(jobs.values()), clashes
 
 
-def _images(folder: Path) -> Iterator[Path]:
-    """Yield the image files under `folder`, at any depth, leaving out hidden files and folders."""
+def _images(folder: Path, skip: Path) -> Iterator[Path]:
+    """Yield the image files under `folder`, at any depth, leaving out hidden ones and the folder `skip`."""
+    skipped = skip.resolve()
     for root, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        dirs[:] = [d for d in dirs if not d.startswith(".") and (Path(root) / d).resolve() != skipped]
         for file in files:
             if not file.startswith(".") and Path(file).suffix.lower() in IMAGE_SUFFIXES:
                 yield Path(root) / file
@@ -95,15 +99,17 @@ def fresh(task: FileJob, analysis: bool) -> bool:
         return False
 
 
-def convert(task: FileJob) -> Outcome:
-    """Run the job spec on one file; a file that cannot be processed fails with the reason."""
+def convert(task: FileJob, budget: Budget | None = None) -> Outcome:
+    """Run the job spec on one file within `budget`; a file that cannot be processed fails with the reason."""
     try:
         task.output.parent.mkdir(parents=True, exist_ok=True)
-        result = pipeline.process(task.source, task.output, task.spec)
+        result = pipeline.process(task.source, task.output, task.spec, budget=budget)
         if result["analysis"]:
             _write_json(sidecar(task.output), {"source": task.name, "result": result})
     except (imagefile.ImageError, OSError, ValueError) as exc:
         return Outcome(task.name, str(task.output), "failed", str(exc))
+    except MemoryError:
+        return Outcome(task.name, str(task.output), "failed", "it needs more memory than there is")
     return Outcome(task.name, str(task.output), "done")
 
 
@@ -119,20 +125,22 @@ def _write_json(path: Path, data: dict[str, Any]) -> None:
         raise
 
 
-def limit_pixels(max_pixels: int) -> None:
-    """Refuse images over `max_pixels` as the worker does (imagefile.load turns the warning into ImageError)."""
-    Image.MAX_IMAGE_PIXELS = max_pixels
+def limit(settings: dict[str, Any]) -> None:
+    """Apply the worker's limits to this process: MAX_PIXELS for decoding, the worker child's memory cap."""
+    Image.MAX_IMAGE_PIXELS = settings["MAX_PIXELS"]  # imagefile.load turns Pillow's warning into ImageError
     warnings.simplefilter("error", Image.DecompressionBombWarning)
+    limit_memory(config.memory_limit(settings))
 
 
-def run(tasks: list[FileJob], jobs: int, max_pixels: int, done: Callable[[Outcome], None]) -> list[Outcome]:
+def run(tasks: list[FileJob], jobs: int, settings: dict[str, Any], done: Callable[[Outcome], None]) -> list[Outcome]:
     """Convert every task over `jobs` processes, calling `done` as each one ends; return the outcomes."""
-    limit_pixels(max_pixels)
+    budget = Budget(settings["MAX_PIXELS"], settings["MAX_DIMENSION"])
     if jobs == 1 or len(tasks) < 2:
-        return [_report(convert(task), done) for task in tasks]
+        limit(settings)
+        return [_report(convert(task, budget), done) for task in tasks]
     outcomes = []
-    with ProcessPoolExecutor(min(jobs, len(tasks)), initializer=limit_pixels, initargs=(max_pixels,)) as pool:
-        futures: dict[Future[Outcome], FileJob] = {pool.submit(convert, task): task for task in tasks}
+    with ProcessPoolExecutor(min(jobs, len(tasks)), initializer=limit, initargs=(settings,)) as pool:
+        futures: dict[Future[Outcome], FileJob] = {pool.submit(convert, task, budget): task for task in tasks}
         for future in as_completed(futures):
             try:
                 outcome = future.result()
@@ -211,7 +219,7 @@ def command(source: Path, target: Path, ops: str | None, preset: str | None, fmt
     started = time.monotonic()
     console = Console(stderr=True)
     with _progress(console, len(todo)) as done:
-        outcomes += run(todo, jobs, settings["MAX_PIXELS"], done)
+        outcomes += run(todo, jobs, settings, done)
     failed = summarise(outcomes, time.monotonic() - started, report)
     sys.exit(1 if failed else 0)
 

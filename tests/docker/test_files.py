@@ -18,11 +18,14 @@ from worker import service as worker_service
 
 pytestmark = pytest.mark.docker
 
-#: Import name -> conda-forge package, for every third-party module the worker may import.
-CONDA_PACKAGE = {
-    "numpy": "numpy", "PIL": "pillow", "redis": "redis-py", "rq": "rq", "boto3": "boto3", "botocore": "botocore",
+#: Import name -> package in environment.yml (conda-forge or, in its pip: section, PyPI), for
+#: every third-party module the worker may import.
+ENV_PACKAGE = {
+    "numpy": "numpy", "PIL": "pillow", "redis": "redis", "rq": "rq", "boto3": "boto3", "botocore": "botocore",
     "click": "click", "rich": "rich",
 }
+#: What the conda section holds beyond requirements/worker.txt: the interpreter and pip itself.
+CONDA_ONLY = {"python", "pip"}
 #: conda-forge name -> PyPI name where they differ.
 PYPI_NAME = {"redis-py": "redis"}
 #: Settings compose passes to web and worker with its own defaults (x-app-env).
@@ -42,16 +45,19 @@ def compose_config(*args: str) -> dict[str, Any]:
 
 
 def read_environment() -> dict[str, Any]:
-    """Parse environment.yml, which keeps to a flat shape: scalars and lists of scalars."""
+    """Parse environment.yml, which keeps to a flat shape: scalars, lists of scalars, one pip: list."""
     sections: dict[str, Any] = {}
     key = None
     for raw in (ROOT / "environment.yml").read_text().splitlines():
-        line = raw.split("#", 1)[0].rstrip()
+        line = raw.split(" #", 1)[0].rstrip() if not raw.startswith("#") else ""
         if not line:
             continue
         if not line.startswith(" "):
             key, _, value = line.partition(":")
             sections[key] = value.strip() or []
+        elif line == "  - pip:" and key == "dependencies":
+            key = "pip"
+            sections[key] = []
         else:
             item = line.strip()
             assert item.startswith("- ") and key, f"environment.yml: unexpected line {raw!r}"
@@ -61,13 +67,26 @@ def read_environment() -> dict[str, Any]:
 
 
 def conda_pins() -> dict[str, str]:
-    """Return environment.yml's dependencies as name -> exact version."""
+    """Return environment.yml's conda dependencies as name -> exact version."""
     pins = {}
     for dep in read_environment()["dependencies"]:
         match = re.fullmatch(r"([a-z0-9][a-z0-9._-]*)=(\d[\w.]*)", dep)
         assert match, f"environment.yml: {dep!r} is not an exact `name=version` pin"
         pins[match[1]] = match[2]
     return pins
+
+
+def pip_pins() -> dict[str, str]:
+    """Return environment.yml's pip: section as PyPI name -> its requirement line."""
+    lines = [line for line in read_environment().get("pip", []) if not line.startswith("--")]
+    return {re.split(r"[=;\s]", line, maxsplit=1)[0].lower(): line for line in lines}
+
+
+def lock_lines(name: str) -> dict[str, str]:
+    """Return `requirements/<name>.txt` as package -> its requirement on one line, hashes included."""
+    text = (ROOT / "requirements" / f"{name}.txt").read_text()
+    text = re.sub(r" *\\\n *", " ", re.sub(r"^ *#.*\n", "", text, flags=re.M))
+    return {re.split(r"[=;\s]", line, maxsplit=1)[0].lower(): line.strip() for line in text.splitlines() if line}
 
 
 def lock_pins(name: str) -> dict[str, str]:
@@ -249,23 +268,37 @@ def test_environment_is_conda_forge_only_and_named() -> None:
 
 def test_environment_holds_exactly_what_the_worker_imports() -> None:
     imported = third_party_imports("worker", "imgjobs")
-    unknown = imported - set(CONDA_PACKAGE)
-    assert not unknown, f"the worker imports {unknown}: add them to environment.yml and CONDA_PACKAGE"
-    # redis-py also when the worker only reaches Redis through rq: it is rq's client.
-    wanted = {CONDA_PACKAGE[name] for name in imported} | {"redis-py"}
-    assert set(conda_pins()) - {"python"} == wanted
+    unknown = imported - set(ENV_PACKAGE)
+    assert not unknown, f"the worker imports {unknown}: add them to requirements/worker.in and ENV_PACKAGE"
+    packages = {PYPI_NAME.get(name, name) for name in conda_pins()} | set(pip_pins())
+    assert {ENV_PACKAGE[name] for name in imported} <= packages
+    # Everything the worker's lock pins, and nothing else but the interpreter and pip.
+    assert packages - CONDA_ONLY == set(lock_pins("worker"))
 
 
 def test_environment_pins_match_the_locks() -> None:
-    pins = conda_pins()
     worker, web = lock_pins("worker"), lock_pins("web")
-    for conda_name, version in pins.items():
-        if conda_name == "python":
+    for conda_name, version in conda_pins().items():
+        if conda_name in CONDA_ONLY:
             continue
         pypi = PYPI_NAME.get(conda_name, conda_name)
         assert worker.get(pypi) == version, f"{conda_name}: environment.yml {version}, worker.txt {worker.get(pypi)}"
         if pypi in web:
             assert web[pypi] == version, f"{conda_name}: environment.yml {version}, web.txt {web[pypi]}"
+
+
+def test_environment_pip_section_is_the_lock_with_its_hashes() -> None:
+    assert read_environment()["pip"][0] == "--only-binary=:all:"
+    locked = lock_lines("worker")
+    for name, line in pip_pins().items():
+        assert line == locked[name], f"{name}: environment.yml and worker.txt differ: run `make lock`"
+        assert "--hash=sha256:" in line, name
+
+
+def test_locks_pin_every_package_with_hashes() -> None:
+    for name in ("web", "worker", "dev"):
+        for package, line in lock_lines(name).items():
+            assert re.match(rf"{re.escape(package)}==\S+ .*--hash=sha256:[0-9a-f]{{64}}", line, re.I), (name, line)
 
 
 def test_environment_python_matches_the_web_image() -> None:

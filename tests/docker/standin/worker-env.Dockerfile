@@ -10,5 +10,5 @@ FROM ${STANDIN_PYTHON_IMAGE} AS env
 COPY requirements/worker.txt /tmp/requirements-worker.txt
 RUN python -m venv --without-pip /venv \
     && python -m pip --python /venv/bin/python install --no-cache-dir --no-deps \
-        --requirement /tmp/requirements-worker.txt \
+        --require-hashes --requirement /tmp/requirements-worker.txt \
     && /venv/bin/python -c "import numpy, PIL.Image, redis, rq"
