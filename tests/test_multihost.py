@@ -13,6 +13,7 @@ import pytest
 import redis
 import requests
 from PIL import Image
+from rq import Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
@@ -48,6 +49,9 @@ def hosts(redis_server: RedisServer, s3_server: S3Server, tmp_path_factory: pyte
     finally:
         for worker in workers:
             worker.stop()
+            killed = Worker.find_by_key(Worker.redis_worker_namespace_prefix + worker.name, connection=connection)
+            if killed is not None:  # a killed host's registration would linger until its TTL: unlist it
+                killed.register_death()
         web.stop()
         connection.close()
 
