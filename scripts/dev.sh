@@ -51,7 +51,7 @@ if [ -z "${REDIS_URL:-}" ]; then
   redis_server() {
     exec redis-server - --port "$port" --bind 127.0.0.1 --dir "$DATA_DIR/redis" --appendonly yes \
       --save '' --daemonize no --loglevel warning \
-      --maxmemory "${REDIS_MAXMEMORY:-256mb}" --maxmemory-policy noeviction < <(echo "requirepass $password")
+      --maxmemory "${REDIS_MAXMEMORY:-256mb}" --maxmemory-policy noeviction <<<"requirepass $password"
   }
   keep redis redis_server &
   redis+=($!)

@@ -87,4 +87,7 @@ def test_dev_script_restarts_a_killed_worker_and_web_like_a_restart_policy(tmp_p
     finally:
         script.send_signal(signal.SIGTERM)
         assert script.wait(timeout=60) == 0
-    assert not service_pids(script.pid, ".")
+    left = service_pids(script.pid, ".")
+    described = subprocess.run(["ps", "-o", "pid,ppid,stat,cmd", "-p", ",".join(map(str, left or {0}))],
+                               capture_output=True, text=True).stdout
+    assert not left, described

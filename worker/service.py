@@ -159,9 +159,9 @@ def _recover(connection: redis.Redis, queue: Queue, storage: Storage, pid: int, 
 class Watch:
     """What the supervisor checks every poll: its busy child's heartbeat, stuck or canceled jobs, lost jobs."""
 
-    def __init__(self, connection: redis.Redis, queue: Queue, storage: Storage, lost_after: int) -> None:
+    def __init__(self, connection: redis.Redis, queues: list[Queue], storage: Storage, lost_after: int) -> None:
         self.connection = connection
-        self.queue = queue
+        self.queues = queues  # every queue the child serves: a lost heavy job is found like any other
         self.storage = storage
         self.lost_after = lost_after
         self.every = max(1.0, lost_after / 4)  # heartbeat and reaper period: several beats before a job lapses
@@ -197,7 +197,8 @@ class Watch:
         # After a Redis outage every worker needs a beat to renew its jobs before anyone reaps.
         settled = self.healthy_since is not None and clock - self.healthy_since > 2 * self.every
         if settled and clock >= self.next_reap:
-            reaper.reap(self.queue, self.storage, self.every)
+            for queue in self.queues:
+                reaper.reap(queue, self.storage, self.every)
             self.next_reap = clock + self.every
         return None
 
@@ -256,10 +257,10 @@ def main() -> None:
         child.work(max_jobs=settings["WORKER_MAX_JOBS"], dequeue_strategy=DequeueStrategy.ROUND_ROBIN)
 
     connection = redis.Redis.from_url(settings["REDIS_URL"], socket_connect_timeout=2, socket_timeout=5)
-    queue = Queue(settings["QUEUE_NAME"], connection=connection, serializer=JSONSerializer)
+    queues = [Queue(name, connection=connection, serializer=JSONSerializer) for name in queue_names(settings)]
     supervisor = Supervisor(
         run_child,
-        on_death=lambda pid, why: recover(connection, queue, storage, pid, why),
-        check=Watch(connection, queue, storage, settings["WORKER_LOST_AFTER"]),
+        on_death=lambda pid, why: recover(connection, queues[0], storage, pid, why),
+        check=Watch(connection, queues, storage, settings["WORKER_LOST_AFTER"]),
     )
     sys.exit(supervisor.run())
