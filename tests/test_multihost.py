@@ -13,6 +13,7 @@ import pytest
 import redis
 import requests
 from PIL import Image
+from rq import Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
@@ -40,12 +41,19 @@ def hosts(redis_server: RedisServer, s3_server: S3Server, tmp_path_factory: pyte
     shared = {"QUEUE_NAME": QUEUE, **s3_server.settings("multihost")}
     dirs = [tmp_path_factory.mktemp(name) for name in ("web-host", "worker-host-a", "worker-host-b")]
     web = WebServer(service_env(redis_server.url, dirs[0], **shared), log=dirs[0].parent / "multihost-web.log")
-    workers = [WorkerProcess(service_env(redis_server.url, d, **shared), connection, quiet=True) for d in dirs[1:]]
-    yield Hosts(web, workers, dirs)
-    for worker in workers:
-        worker.stop()
-    web.stop()
-    connection.close()
+    workers: list[WorkerProcess] = []
+    try:  # a host that fails to start must not leave the others running
+        workers.extend(WorkerProcess(service_env(redis_server.url, d, **shared), connection, quiet=True)
+                       for d in dirs[1:])
+        yield Hosts(web, workers, dirs)
+    finally:
+        for worker in workers:
+            worker.stop()
+            killed = Worker.find_by_key(Worker.redis_worker_namespace_prefix + worker.name, connection=connection)
+            if killed is not None:  # a killed host's registration would linger until its TTL: unlist it
+                killed.register_death()
+        web.stop()
+        connection.close()
 
 
 def run_job(url: str, index: int) -> tuple[str, bytes]:

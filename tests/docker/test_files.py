@@ -321,7 +321,7 @@ def test_compose_s3_override_shares_no_volume_between_web_and_workers(tmp_path: 
         assert "s3_credentials" in {s["source"] for s in services[name]["secrets"]}
 
 
-# -- swarm.yaml (the live deploy is tests/swarm) ---------------------------------------------
+# -- swarm.yaml (checked as compose resolves it; no live deploy yet) --------------------------
 
 def swarm_config(tmp_path: Path) -> dict[str, Any]:
     """Return swarm.yaml (with its ports override) as compose resolves it, secrets from empty files."""
