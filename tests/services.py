@@ -164,7 +164,8 @@ class WorkerProcess:
         before = {w.name for w in Worker.all(connection=connection)}
         out = subprocess.DEVNULL if quiet else None
         self.process = subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=env, stdout=out, stderr=out)
-        self.name = wait_until(lambda: self._registered(before), what="the worker to register")
+        # a bound, not a speed check: a cold start (imports, warm-up) on a busy machine can take a while
+        self.name = wait_until(lambda: self._registered(before), timeout=90, what="the worker to register")
 
     def _registered(self, before: set[str]) -> str | None:
         """Return this worker's RQ name once it is registered."""
