@@ -8,7 +8,7 @@ import json
 import pytest
 from PIL import Image
 
-from tests.conftest import download, finished, make_image, submit
+from tests.conftest import download, finished, make_image, submit, wait_until
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -155,7 +155,8 @@ def test_bad_image_fails_its_job_and_the_worker_goes_on(client, data_dir, redis_
     assert body["status"] == "failed"
     assert body["error"]["code"] == "undecodable_image"
     assert "could not be" in body["error"]["message"]
-    assert not upload.exists()
+    # the worker removes the upload right after it records the failure, which a long-poll may see first
+    wait_until(lambda: not upload.exists(), timeout=10, what="the failed job's upload to be removed")
     job.refresh()
     assert job.retries_left == 0  # a broken file is not retried
 
