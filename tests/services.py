@@ -164,7 +164,11 @@ class WorkerProcess:
         before = {w.name for w in Worker.all(connection=connection)}
         out = subprocess.DEVNULL if quiet else None
         self.process = subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=env, stdout=out, stderr=out)
-        self.name = wait_until(lambda: self._registered(before), what="the worker to register")
+        try:
+            self.name = wait_until(lambda: self._registered(before), what="the worker to register")
+        except AssertionError:  # never leave a worker running that no fixture will stop
+            self.kill_host()
+            raise
 
     def _registered(self, before: set[str]) -> str | None:
         """Return this worker's RQ name once it is registered."""
