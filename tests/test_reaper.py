@@ -10,7 +10,7 @@ from rq import Queue, Worker
 from rq.job import Job
 from rq.serializers import JSONSerializer
 
-from tests.conftest import finished, submit
+from tests.conftest import finished, make_image, submit
 from tests.services import WorkerProcess, service_env, wait_until
 from tests.test_service import BIG, SLOW_STEPS, started
 
@@ -80,3 +80,16 @@ def test_a_live_worker_keeps_a_job_that_runs_longer_than_the_lost_limit(app, cli
     queue = Queue("reaper", connection=redis_client)
     wait_until(lambda: queue.count == 0 and not queue.started_job_registry.get_job_count(cleanup=False), what="idle")
     assert client.get(f"/api/v1/jobs/{job_id}").get_json()["status"] == "finished"  # not requeued and run again
+
+
+@pytest.mark.parametrize("queue", ["reaper", "reaper-heavy"])
+def test_a_job_taken_by_a_worker_that_died_before_starting_it_is_put_back(app, client, start_worker, redis_client,
+                                                                         queue):
+    app.config.update(QUEUE_NAME="reaper", HEAVY_PIXELS=1 if queue.endswith("heavy") else 10**12)
+    job_id = submit(client, make_image(), []).get_json()["id"]  # no worker yet: it waits on its queue
+    # what a worker leaves when it is killed between taking the job and starting it
+    assert redis_client.lmove(f"rq:queue:{queue}", f"rq:queue:{queue}:intermediate") == job_id.encode()
+    start_worker()
+    job = wait_until(lambda: ended(client, job_id), timeout=120, what="the job to end")
+    assert job["status"] == "finished", job
+    assert redis_client.llen(f"rq:queue:{queue}:intermediate") == 0

@@ -29,6 +29,7 @@ from imgjobs import storage as storages
 from imgjobs.jobs import DEFAULT_QUALITY, MEDIA_TYPES, TASK, event_channel, queue_names, stop_key
 from imgjobs.storage import Storage
 from worker import failures, imagefile, reaper
+from worker.dequeue import SafeQueue
 from worker.janitor import sweep
 from worker.supervisor import Supervisor
 
@@ -42,6 +43,11 @@ class ImageWorker(SimpleWorker):
 
     storage: Storage
     lost_after: int  # seconds without a heartbeat before a running job counts as abandoned
+    queue_class = SafeQueue  # several queues, and still no job lost between dequeue and start
+
+    def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
+        """Mark the job started and take it out of its queue's intermediate list, whatever the queue count."""
+        super().prepare_job_execution(job, remove_from_intermediate_queue=True)
 
     def get_heartbeat_ttl(self, job: Job, working_time: float = 0.0) -> int:
         """Let a running job's registry entry lapse `lost_after` seconds after the last heartbeat."""
@@ -243,7 +249,8 @@ def main() -> None:
     def run_child() -> None:
         limit_memory(config.memory_limit(settings))
         connection = redis.Redis.from_url(settings["REDIS_URL"])
-        queues = [Queue(name, connection=connection, serializer=JSONSerializer) for name in queue_names(settings)]
+        queues = [SafeQueue(name, connection=connection, serializer=JSONSerializer) for name in queue_names(settings)]
+        SafeQueue.primary_key = queues[0].key  # normal jobs start at once on an idle worker
         child = ImageWorker(
             queues,
             name=child_name(os.getpid()),

@@ -63,10 +63,16 @@ class Supervisor:
             _die_with(parent)
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
             signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches us; we forward SIGTERM
+            status = 0
             try:
                 self.run_child()
+            except SystemExit as exc:  # e.g. RQ's warm shutdown on SIGTERM
+                status = exc.code if isinstance(exc.code, int) else int(exc.code is not None)
+            except BaseException:  # noqa: BLE001 - logged; the supervisor sees the exit status and says so
+                log.exception("worker child %d failed", os.getpid())
+                status = 1
             finally:
-                os._exit(0)
+                os._exit(status)
         return pid
 
     def _watch(self, pid: int) -> str | None:

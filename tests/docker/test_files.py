@@ -128,7 +128,6 @@ def seconds(duration: str) -> float:
 
 def test_compose_config_is_valid() -> None:
     compose("config", "--quiet")
-    compose("--profile", "dashboard", "config", "--quiet")
 
 
 def test_compose_has_no_version_key() -> None:
@@ -136,8 +135,8 @@ def test_compose_has_no_version_key() -> None:
 
 
 def test_every_service_is_hardened() -> None:
-    services = compose_config("--profile", "dashboard")["services"]
-    assert set(services) == {"redis", "web", "worker", "dashboard"}
+    services = compose_config()["services"]
+    assert set(services) == {"redis", "web", "worker"}
     for name, service in services.items():
         user = str(service.get("user", ""))
         assert user and user.split(":")[0] not in ("0", "root"), f"{name} runs as {user!r}"
@@ -204,11 +203,6 @@ def test_worker_scales_and_outlives_its_job_timeout() -> None:
     longest_job = int(worker["environment"]["JOB_TIMEOUT"]) + getattr(worker_service, "HARD_LIMIT_GRACE", 0)
     assert seconds(worker["stop_grace_period"]) > longest_job
     assert worker["build"]["dockerfile"] == "Dockerfile.worker"
-
-
-def test_dashboard_is_off_by_default() -> None:
-    assert "dashboard" not in compose_config()["services"]
-    assert "dashboard" in compose_config("--profile", "dashboard")["services"]
 
 
 def test_compose_defaults_match_the_app_defaults() -> None:
