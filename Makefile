@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: dev test chaos test-docker test-conda lint bench lock system-deps clean
+.PHONY: dev test chaos test-docker test-swarm test-conda lint bench lock system-deps clean
 
 # Debian's own python3 needs the python3-venv package for this.
 $(BIN)/python:
@@ -37,6 +37,10 @@ chaos: $(VENV)/.dev system-deps
 ## test-docker: build the images and run the real compose.yaml (needs root for the engine)
 test-docker: $(VENV)/.dev
 	bash scripts/test-docker.sh
+
+## test-swarm: deploy swarm.yaml on a single-node Docker Swarm with the local images: upload -> result, 1 -> 3 workers, a rolling update
+test-swarm: $(VENV)/.dev
+	bash scripts/test-swarm.sh
 
 ## test-conda: build the worker image through Dockerfile.worker's conda stage, offline (a local channel), and run a job in it
 test-conda: $(VENV)/.dev system-deps

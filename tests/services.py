@@ -164,8 +164,11 @@ class WorkerProcess:
         before = {w.name for w in Worker.all(connection=connection)}
         out = subprocess.DEVNULL if quiet else None
         self.process = subprocess.Popen([sys.executable, "-m", "worker"], cwd=ROOT, env=env, stdout=out, stderr=out)
-        # a bound, not a speed check: a cold start (imports, warm-up) on a busy machine can take a while
-        self.name = wait_until(lambda: self._registered(before), timeout=90, what="the worker to register")
+        try:  # a bound, not a speed check: a cold start (imports, warm-up) on a busy machine can take a while
+            self.name = wait_until(lambda: self._registered(before), timeout=90, what="the worker to register")
+        except AssertionError:  # never leave a worker running that no fixture will stop
+            self.kill_host()
+            raise
 
     def _registered(self, before: set[str]) -> str | None:
         """Return this worker's RQ name once it is registered."""
