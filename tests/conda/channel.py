@@ -11,6 +11,7 @@ and conda-unpack all rewrite prefixes for real.
 from __future__ import annotations
 
 import asyncio
+import os
 import email.parser
 import hashlib
 import io
@@ -170,3 +171,8 @@ def main(channel: Path) -> None:
 
 if __name__ == "__main__":
     main(Path(sys.argv[1]).resolve())
+    # py-rattler's native worker threads can outlive the interpreter's shutdown and abort it
+    # (PyGILState_Release while finalizing, seen once in CI) after the channel is complete: leave at once.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
