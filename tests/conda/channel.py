@@ -11,11 +11,11 @@ and conda-unpack all rewrite prefixes for real.
 from __future__ import annotations
 
 import asyncio
-import os
 import email.parser
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
