@@ -27,15 +27,17 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until(check: Any, timeout: float = 20.0, what: str = "condition") -> Any:
-    """Poll `check` until it returns something truthy, or raise AssertionError."""
+def wait_until(
+    check: Any, timeout: float = 20.0, what: str = "condition", interval: float = 0.05, explain: Any = None
+) -> Any:
+    """Poll `check` until it returns something truthy, or raise AssertionError (with `explain()`'s text)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = check()
         if value:
             return value
-        time.sleep(0.05)
-    raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(interval)
+    raise AssertionError(f"timed out waiting for {what}" + (f"\n{explain()}" if explain else ""))
 
 
 def service_env(redis_url: str, data_dir: Path, **extra: Any) -> dict[str, str]:

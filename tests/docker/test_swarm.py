@@ -39,6 +39,7 @@ from tests.docker.stack import (
     run,
     standin_worker_dockerfile,
 )
+from tests.services import wait_until
 
 pytestmark = [pytest.mark.docker, pytest.mark.swarm, pytest.mark.timeout(1500)]
 
@@ -65,15 +66,7 @@ print(json.dumps({"status": status, "body": base64.b64encode(data).decode()}))
 """
 
 
-def wait_until(what: str, check: Any, timeout: float, explain: Any = None) -> Any:
-    """Poll `check()` until it returns something truthy; fail after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(2)
-    pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{explain() if explain else ''}")
+POLL = 2  # seconds between looks at the swarm (each look runs docker or redis-cli)
 
 
 @dataclass
@@ -127,7 +120,8 @@ class SwarmStack:
             running = self.containers(service)
             ids = self.healthy(service)
             return ids if len(ids) == count == len(running) else None
-        return list(wait_until(f"{count} healthy {service} task(s)", settled, timeout, lambda: self.logs(service)))
+        what = f"{count} healthy {service} task(s)"
+        return list(wait_until(settled, timeout, what, POLL, lambda: self.logs(service)))
 
     def bucket_done(self) -> bool:
         states = run("docker", "service", "ps", "--format", "{{.CurrentState}}", self.service("bucket")).stdout
@@ -170,7 +164,7 @@ class SwarmStack:
         def ended() -> dict[str, Any] | None:
             state = self.job(job_id, wait=5)
             return state if state["status"] in {"finished", "failed", "canceled"} else None
-        return dict(wait_until(f"job {job_id} to end", ended, timeout, lambda: self.logs("worker")))
+        return dict(wait_until(ended, timeout, f"job {job_id} to end", POLL, lambda: self.logs("worker")))
 
     def remove(self) -> None:
         """Remove the stack, then its leftover volumes (named and the tasks' anonymous ones)."""
@@ -183,7 +177,7 @@ class SwarmStack:
             nets = run("docker", "network", "ls", "-q", "--filter", label, check=False).stdout.split()
             return not left and not nets
         try:
-            wait_until(f"stack {self.name} to go", gone, 300)
+            wait_until(gone, 300, f"stack {self.name} to go", POLL)
         finally:
             volumes |= set(run("docker", "volume", "ls", "-q", "--filter", label, check=False).stdout.split())
             if volumes:
@@ -247,7 +241,7 @@ def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwarmStack]:
         stack.deploy()
         for service, count in stack.replicas.items():
             stack.wait_healthy(service, count)
-        wait_until("the bucket service to complete", stack.bucket_done, 180, lambda: stack.logs("bucket"))
+        wait_until(stack.bucket_done, 180, "the bucket service to complete", POLL, lambda: stack.logs("bucket"))
         report(f"swarm stack {stack.name}: images built in {built - started:.0f} s, "
                f"healthy {time.monotonic() - built:.0f} s later ({'own' if initialised else 'existing'} swarm, "
                f"{'virtual IPs' if IPVS else 'no IPVS here: swarm.dnsrr.yaml, DNS round robin'})")
@@ -295,8 +289,8 @@ def test_upload_to_result_through_the_bucket(swarm: SwarmStack) -> None:
 def test_scaled_to_three_workers_all_take_jobs(swarm: SwarmStack) -> None:
     run("docker", "service", "scale", "--detach", f"{swarm.service('worker')}=3")
     swarm.wait_healthy("worker", 3)
-    wait_until("three workers registered in Redis",
-               lambda: len(set(swarm.redis_cli("--scan", "--pattern", "rq:worker:*").split())) == 3, 120)
+    wait_until(lambda: len(set(swarm.redis_cli("--scan", "--pattern", "rq:worker:*").split())) == 3, 120,
+               "three workers registered in Redis", POLL)
 
     data = big_jpeg()
     ids = [swarm.submit(data, [{"op": "blur", "radius": 20}] * 2, "big.jpg") for _ in range(9)]
@@ -311,7 +305,7 @@ def test_rolling_update_of_the_workers_loses_no_job(swarm: SwarmStack) -> None:
     before = set(swarm.wait_healthy("worker", 3))
     data = big_jpeg()
     ids = [swarm.submit(data, [{"op": "blur", "radius": 20}] * 3, "big.jpg") for _ in range(6)]
-    wait_until("a job to start", lambda: any(swarm.job(i)["status"] == "started" for i in ids), 120)
+    wait_until(lambda: any(swarm.job(i)["status"] == "started" for i in ids), 120, "a job to start", POLL)
     run("docker", "service", "update", "--detach", "--force", swarm.service("worker"), timeout=120)
     # More jobs while the update goes on, one task at a time.
     ids += [swarm.submit(data, [{"op": "blur", "radius": 20}] * 3, "big.jpg") for _ in range(3)]
@@ -319,7 +313,7 @@ def test_rolling_update_of_the_workers_loses_no_job(swarm: SwarmStack) -> None:
     def updated() -> bool:
         status = json.loads(run("docker", "service", "inspect", swarm.service("worker")).stdout)[0]
         return status.get("UpdateStatus", {}).get("State") == "completed"
-    wait_until("the worker update to complete", updated, 900, lambda: swarm.logs("worker"))
+    wait_until(updated, 900, "the worker update to complete", POLL, lambda: swarm.logs("worker"))
     after = set(swarm.wait_healthy("worker", 3))
     assert not before & after, (before, after)
 
