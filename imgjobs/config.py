@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
 
 #: name -> (type, default). Every setting the service reads; documented in the README.
 SETTINGS: dict[str, tuple[type, Any]] = {
@@ -13,6 +15,7 @@ SETTINGS: dict[str, tuple[type, Any]] = {
     "WEB_CONCURRENCY": (int, 2),
     "WEB_THREADS": (int, 8),
     "REDIS_URL": (str, "redis://localhost:6379/0"),
+    "REDIS_PASSWORD_FILE": (str, ""),  # a file holding Redis's password (a secret), put into REDIS_URL
     "DATA_DIR": (str, "./data"),
     "QUEUE_NAME": (str, "images"),
     "MAX_UPLOAD_MB": (float, 25.0),
@@ -65,11 +68,16 @@ def memory_limit(settings: Mapping[str, Any]) -> int:
 
 
 class ConfigError(ValueError):
-    """A setting in the environment has a value of the wrong type."""
+    """A setting in the environment cannot be used: a wrong type, a bad value, a missing or empty file."""
 
 
-def from_env(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
-    """Return every setting, taken from `environ` where set, else its default."""
+def from_env(environ: Mapping[str, str] = os.environ, *, redis: bool = True) -> dict[str, Any]:
+    """Return every setting, taken from `environ` where set, else its default.
+
+    With `redis` (anything but the batch command, which needs no Redis), REDIS_URL carries
+    the password in REDIS_PASSWORD_FILE when that is set, so every connection made from it
+    (web, worker, health check, rate limiter) authenticates.
+    """
     config = {}
     for name, (kind, default) in SETTINGS.items():
         raw = environ.get(name, "").strip()
@@ -77,4 +85,25 @@ def from_env(environ: Mapping[str, str] = os.environ) -> dict[str, Any]:
             config[name] = kind(raw) if raw else default
         except ValueError:
             raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+    if redis and config["REDIS_PASSWORD_FILE"]:
+        config["REDIS_URL"] = with_password(config["REDIS_URL"], read_password(config["REDIS_PASSWORD_FILE"]))
     return config
+
+
+def read_password(path: str) -> str:
+    """Return the password in `path` (surrounding whitespace and the final newline left out)."""
+    try:
+        password = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"REDIS_PASSWORD_FILE {path}: {exc}") from None
+    if not password:
+        raise ConfigError(f"REDIS_PASSWORD_FILE {path} is empty")
+    return password
+
+
+def with_password(url: str, password: str) -> str:
+    """Return the Redis `url` with `password` in place of any it has (its user, if any, kept)."""
+    parts = urlsplit(url)
+    userinfo, _, host = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return urlunsplit(parts._replace(netloc=f"{user}:{quote(password, safe='')}@{host}"))

@@ -206,7 +206,7 @@ def _read_ops(ops: str) -> str:
 def command(source: Path, target: Path, ops: str | None, preset: str | None, fmt: str | None,
             quality: int | None, jobs: int, force: bool, report: Path | None) -> None:
     """Run steps over every image under SOURCE, writing the results to the same tree under TARGET."""
-    settings = config.from_env()
+    settings = config.from_env(redis=False)  # no Redis here, so no password file to need
     job_spec = job_spec_for(ops, preset, fmt, quality, settings["MAX_STEPS"])
     analysis = any(CATALOG[step["op"]].analysis for step in job_spec["ops"])
     tasks, outcomes = plan(source, target, job_spec)
