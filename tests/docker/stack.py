@@ -25,6 +25,8 @@ PYTHON_STANDIN = os.environ.get("STANDIN_PYTHON_IMAGE", "imgjobs-standin/python:
 REDIS_STANDIN = os.environ.get("STANDIN_REDIS_IMAGE", "imgjobs-standin/redis:trixie")
 WEB_IMAGE = "imgjobs-web:standin"
 WORKER_IMAGE = "imgjobs-worker:standin"
+#: Where compose.yaml's redis-auth volume puts the Redis password, in redis, web and worker.
+PASSWORD_FILE = "/run/redis-auth/password"
 
 
 def tool(name: str) -> str:
@@ -131,8 +133,19 @@ class Stack:
         return self.compose("logs", "--no-color", "--tail", "200", *services, check=False).stdout
 
     def redis_cli(self, *args: str) -> str:
-        """Run redis-cli inside the redis container and return its output."""
-        return self.compose("exec", "-T", "redis", "redis-cli", *args).stdout.strip()
+        """Run redis-cli inside the redis container, with the password (REDISCLI_AUTH), and return its output."""
+        login = f'REDISCLI_AUTH="$(cat {PASSWORD_FILE})" exec redis-cli "$@"'
+        return self.compose("exec", "-T", "redis", "sh", "-c", login, "redis-cli", *args).stdout.strip()
+
+    def password(self) -> str:
+        """Return the Redis password as the web container reads it."""
+        return self.compose("exec", "-T", "web", "cat", PASSWORD_FILE).stdout.strip()
+
+    def network(self) -> str:
+        """Return the name of the network the redis container is on."""
+        [redis] = self.containers("redis")
+        [name] = redis["NetworkSettings"]["Networks"]
+        return str(name)
 
 
 #: Lines for the end of the test report (build times, image sizes); see conftest.py.

@@ -136,7 +136,7 @@ def test_compose_has_no_version_key() -> None:
 
 def test_every_service_is_hardened() -> None:
     services = compose_config()["services"]
-    assert set(services) == {"redis", "web", "worker"}
+    assert set(services) == {"redis-auth", "redis", "web", "worker"}
     for name, service in services.items():
         user = str(service.get("user", ""))
         assert user and user.split(":")[0] not in ("0", "root"), f"{name} runs as {user!r}"
@@ -165,8 +165,27 @@ def test_redis_is_pinned_durable_private_and_checked() -> None:
     for setting in ("--appendonly yes", "--appendfsync everysec", "--maxmemory-policy noeviction"):
         assert setting in command
     assert not redis.get("ports"), "redis must not be published to the host"
-    assert [v["source"] for v in redis["volumes"]] == ["redis-data"]
+    assert [v["source"] for v in redis["volumes"]] == ["redis-data", "redis-auth"]
     assert "redis-cli ping" in " ".join(redis["healthcheck"]["test"])
+
+
+def test_redis_needs_the_password_the_one_shot_makes() -> None:
+    services = compose_config()["services"]
+    redis, auth = services["redis"], services["redis-auth"]
+    assert redis["command"][:2] == ["redis-server", "/run/redis-auth/redis.conf"]  # requirepass, not in argv
+    assert redis["depends_on"]["redis-auth"]["condition"] == "service_completed_successfully"
+    assert "REDISCLI_AUTH=" in " ".join(redis["healthcheck"]["test"])
+    assert auth["image"] == redis["image"] and auth["network_mode"] == "none"
+    assert auth["user"] == f"{redis['user'].split(':')[0]}:{services['web']['user'].split(':')[1]}"
+    assert [(v["source"], v["target"]) for v in auth["volumes"]] == [("redis-auth", "/data")]
+    assert auth["environment"]["REDIS_PASSWORD"] == ""  # none given: drawn from /dev/urandom
+    assert "/dev/urandom" in auth["command"][-1]
+    for name in ("redis", "web", "worker"):
+        mounts = {v["source"]: v for v in services[name]["volumes"]}
+        assert mounts["redis-auth"]["target"] == "/run/redis-auth" and mounts["redis-auth"]["read_only"], name
+    for name in ("web", "worker"):
+        assert services[name]["environment"]["REDIS_PASSWORD_FILE"] == "/run/redis-auth/password"
+        assert "password" not in services[name]["environment"]["REDIS_URL"]
 
 
 def test_web_publishes_a_configurable_port_and_checks_readiness() -> None:
@@ -190,6 +209,8 @@ def test_compose_serves_without_keys_on_loopback_and_with_keys_from_a_secret(tmp
     config = json.loads(both)
     web = config["services"]["web"]
     assert web["environment"]["API_KEYS_FILE"] == "/run/secrets/api_keys"
+    assert web["environment"]["REDIS_PASSWORD_FILE"] == "/run/redis-auth/password"
+    assert "redis-auth" in {v["source"] for v in web["volumes"]}
     assert web["environment"]["ALLOW_ANONYMOUS"] == "0"
     assert [s["source"] for s in web["secrets"]] == ["api_keys"]
     assert config["secrets"]["api_keys"]["file"] == str(keys)
@@ -309,9 +330,11 @@ def test_compose_s3_override_shares_no_volume_between_web_and_workers(tmp_path: 
               "config", "--format", "json", env=env).stdout
     services = json.loads(out)["services"]
     web, worker = ({v.get("source") for v in services[name]["volumes"]} for name in ("web", "worker"))
-    assert not web & worker - {None}  # an anonymous volume has no source: it is the worker's alone
+    # An anonymous volume has no source: it is the worker's alone. The Redis password's is read-only.
+    assert not web & worker - {None, "redis-auth"}
     for name in ("web", "worker"):
         assert services[name]["environment"]["STORAGE_URL"].startswith("s3://")
+        assert "redis-auth" in web & worker and services[name]["environment"]["REDIS_PASSWORD_FILE"]
         assert "s3_credentials" in {s["source"] for s in services[name]["secrets"]}
 
 

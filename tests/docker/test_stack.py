@@ -5,7 +5,9 @@ from __future__ import annotations
 import io
 import json
 import secrets
+import subprocess
 import time
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +17,15 @@ from PIL import Image
 
 from tests.docker.stack import (
     COMPOSE_FILE,
+    PASSWORD_FILE,
     PYTHON_STANDIN,
+    REDIS_STANDIN,
     ROOT,
     STANDIN_OVERRIDE,
     WEB_IMAGE,
     WORKER_IMAGE,
     Stack,
+    engine_ready,
     report,
     run,
     tool,
@@ -193,6 +198,86 @@ def test_redis_restart_keeps_queued_jobs(stack: Stack) -> None:
 
     stack.compose("up", "--detach", "--wait", "--wait-timeout", "120", "worker")
     assert wait_for(stack, job_id, {"finished", "failed"}, timeout=60)["status"] == "finished"
+
+
+def intruder(stack: Stack, *command: str, image: str = REDIS_STANDIN, env: tuple[str, ...] = ()) -> str:
+    """Run `command` in a throwaway container on the stack's network, as any other container there could."""
+    flags = [arg for name in env for arg in ("--env", name)]
+    done = run("docker", "run", "--rm", "--network", stack.network(), "--read-only", *flags, image, *command,
+               check=False, timeout=120)
+    return done.stdout + done.stderr
+
+
+def test_redis_refuses_a_container_without_the_password(stack: Stack) -> None:
+    password = stack.password()
+    assert len(password) == 32 and int(password, 16) >= 0  # drawn from /dev/urandom: no REDIS_PASSWORD here
+    assert "NOAUTH" in intruder(stack, "redis-cli", "-h", "redis", "set", "imgjobs:intruder", "1")
+    assert "NOAUTH" in intruder(stack, "redis-cli", "-h", "redis", "lpush", "rq:queue:images", "x")
+    wrong = intruder(stack, "redis-cli", "-h", "redis", "ping", env=("REDISCLI_AUTH=not-the-password",))
+    assert "WRONGPASS" in wrong or "invalid password" in wrong, wrong
+    client = "import redis; redis.Redis(host='redis', socket_timeout=5).ping()"
+    assert "AuthenticationError" in intruder(stack, "python", "-c", client, image=WEB_IMAGE)
+    assert stack.redis_cli("exists", "imgjobs:intruder") == "0"
+    assert "x" not in stack.redis_cli("lrange", "rq:queue:images", "0", "-1").split()
+    # The same container with the password gets in: it was refused for the password, not the network.
+    assert intruder(stack, "redis-cli", "-h", "redis", "ping", env=(f"REDISCLI_AUTH={password}",)).strip() == "PONG"
+
+    # Never on a command line or in an environment: only in the volume, readable by the app's group.
+    for service in ("redis", "web", "worker"):
+        for container in inspect(stack, service):
+            shown = json.dumps([container["Config"]["Cmd"], container["Config"]["Env"], container["Args"]])
+            assert password not in shown, service
+    owner = stack.compose("exec", "-T", "web", "stat", "-c", "%u:%g %a", PASSWORD_FILE).stdout.split()
+    assert owner == ["999:10001", "440"]
+    assert stack.compose("exec", "-T", "worker", "cat", "/run/redis-auth/redis.conf", check=False).returncode != 0
+
+    job_id = submit(stack, small_png(), [{"op": "resize", "width": 100}])
+    assert wait_for(stack, job_id, {"finished", "failed"}, timeout=60)["status"] == "finished"
+
+
+def test_the_redis_password_survives_a_restart_of_the_stack(stack: Stack) -> None:
+    password = stack.password()
+    job_id = submit(stack, small_png(), [{"op": "grayscale"}])
+    assert wait_for(stack, job_id, {"finished", "failed"}, timeout=60)["status"] == "finished"
+    time.sleep(2)  # appendfsync everysec: the finished job is on disk
+
+    stack.compose("down", "--timeout", "30", timeout=300)  # containers and network gone, volumes kept
+    up = stack.compose("up", "--detach", "--wait", "--wait-timeout", "180", check=False, timeout=300)
+    assert up.returncode == 0, f"{up.stderr[-3000:]}\n{stack.logs()}"
+    assert "keeping the password made before" in stack.logs("redis-auth")
+    assert stack.password() == password
+    assert job(stack, job_id)["status"] == "finished"  # the old data, read with the same password
+    again = submit(stack, small_png(), [{"op": "grayscale"}])
+    assert wait_for(stack, again, {"finished", "failed"}, timeout=60)["status"] == "finished"
+
+
+def test_redis_password_from_the_environment_wins_and_is_checked(tmp_path: Path) -> None:
+    engine_ready()
+    own = Stack(project=f"imgjobs-test-auth-{uuid.uuid4().hex[:8]}", workdir=tmp_path)
+
+    def up(password: str) -> subprocess.CompletedProcess[str]:
+        env = {**own.env, "REDIS_PASSWORD": password}
+        return run(tool("docker-compose"), "-p", own.project, "-f", str(COMPOSE_FILE), "-f", str(STANDIN_OVERRIDE),
+                   "up", "--detach", "--wait", "--wait-timeout", "60", "--force-recreate", "redis",
+                   check=False, env=env, timeout=300)
+
+    def ping(password: str) -> str:
+        login = ("exec", "-T", "--env", f"REDISCLI_AUTH={password}", "redis")
+        done = own.compose(*login, "redis-cli", "ping", check=False)
+        return done.stdout + done.stderr
+
+    try:
+        first, second = "given-by/the+operator=1", "rotated.by_the~operator-2"
+        assert up(first).returncode == 0, own.logs()
+        assert own.compose("exec", "-T", "redis", "cat", PASSWORD_FILE).stdout.strip() == first
+        assert ping(first).strip() == "PONG"
+        assert up(second).returncode == 0, own.logs()  # a changed REDIS_PASSWORD replaces the stored one
+        assert ping(second).strip() == "PONG" and "PONG" not in ping(first)
+        refused = up('two words"')
+        assert refused.returncode != 0
+        assert "REDIS_PASSWORD may hold only" in own.logs("redis-auth")
+    finally:
+        own.compose("down", "--volumes", "--timeout", "10", check=False, timeout=300)
 
 
 def test_image_sizes(stack: Stack) -> None:
