@@ -343,7 +343,7 @@ def test_compose_s3_override_shares_no_volume_between_web_and_workers(tmp_path: 
 def swarm_config(tmp_path: Path) -> dict[str, Any]:
     """Return swarm.yaml (with its ports override) as compose resolves it, secrets from empty files."""
     secrets = {"S3_CREDENTIALS_FILE": tmp_path / "credentials", "SEAWEEDFS_S3_CONFIG": tmp_path / "identities.json",
-               "API_KEYS_PATH": tmp_path / "api-keys"}
+               "API_KEYS_PATH": tmp_path / "api-keys", "REDIS_PASSWORD_PATH": tmp_path / "redis-password"}
     for path in secrets.values():
         path.write_text("")
     env = {**os.environ, **{name: str(path) for name, path in secrets.items()}}
@@ -362,7 +362,8 @@ def test_swarm_stack_runs_web_and_workers_on_the_bucket_alone(tmp_path: Path) ->
         assert service["environment"]["STORAGE_URL"].startswith("s3://")
         assert set(service["environment"]) - {"AWS_SHARED_CREDENTIALS_FILE", "AWS_DEFAULT_REGION"} <= set(
             config.SETTINGS)
-        assert "s3_credentials" in {s["source"] for s in service["secrets"]}
+        assert {"s3_credentials", "redis_password"} <= {s["source"] for s in service["secrets"]}
+        assert service["environment"]["REDIS_PASSWORD_FILE"] == "/run/secrets/redis_password"
         assert all(v["type"] == "tmpfs" or not v.get("source") for v in service["volumes"]), name  # no shared one
         assert service["read_only"] is True and service["healthcheck"]["test"]
         deploy = service["deploy"]
@@ -375,3 +376,16 @@ def test_swarm_stack_runs_web_and_workers_on_the_bucket_alone(tmp_path: Path) ->
     assert grace >= int(services["worker"]["environment"]["JOB_TIMEOUT"]) + 30
     assert services["web"]["ports"][0]["target"] == 5000  # published only with API keys on
     assert services["web"]["environment"]["ALLOW_ANONYMOUS"] == "0" and services["web"]["environment"]["API_KEYS_FILE"]
+
+
+def test_swarm_redis_takes_its_password_from_a_secret_on_stdin(tmp_path: Path) -> None:
+    stack = swarm_config(tmp_path)
+    redis = stack["services"]["redis"]
+    assert [s["source"] for s in redis["secrets"]] == ["redis_password"]
+    script = redis["command"][-1]
+    assert "exec redis-server - " in script  # `$$` stays escaped in compose's output
+    assert re.search(r"^requirepass \$+\(cat /run/secrets/redis_password\)$", script, re.M), script
+    for setting in ("--appendonly yes", "--appendfsync everysec", "--maxmemory-policy noeviction"):
+        assert setting in script
+    assert "REDISCLI_AUTH=" in " ".join(redis["healthcheck"]["test"])
+    assert stack["secrets"]["redis_password"]["file"] == str(tmp_path / "redis-password")

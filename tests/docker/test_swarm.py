@@ -67,6 +67,8 @@ print(json.dumps({"status": status, "body": base64.b64encode(data).decode()}))
 
 
 POLL = 2  # seconds between looks at the swarm (each look runs docker or redis-cli)
+#: Where swarm.yaml's redis_password secret is, in redis, web and worker tasks.
+PASSWORD_SECRET = "/run/secrets/redis_password"
 
 
 @dataclass
@@ -88,6 +90,7 @@ class SwarmStack:
             WORKER_REPLICAS="1",
             S3_CREDENTIALS_FILE=str(self.workdir / "s3-credentials"),
             SEAWEEDFS_S3_CONFIG=str(self.workdir / "seaweedfs-s3.json"),
+            REDIS_PASSWORD_PATH=str(self.workdir / "redis-password"),
         )
         return env
 
@@ -134,8 +137,10 @@ class SwarmStack:
         return f"--- {service} tasks\n{ps}\n--- {service} logs\n{done.stdout[-4000:]}{done.stderr[-4000:]}"
 
     def redis_cli(self, *args: str) -> str:
+        """Run redis-cli in the redis task with the password from its secret (REDISCLI_AUTH, not argv)."""
         [redis] = self.containers("redis")
-        return run("docker", "exec", redis["Id"], "redis-cli", *args).stdout.strip()
+        login = f'REDISCLI_AUTH="$(cat {PASSWORD_SECRET})" exec redis-cli "$@"'
+        return run("docker", "exec", redis["Id"], "sh", "-c", login, "redis-cli", *args).stdout.strip()
 
     def http(self, method: str, path: str, body: bytes = b"", content_type: str = "") -> tuple[int, bytes]:
         """One request to the web service's VIP, made from inside a running web task."""
@@ -227,6 +232,9 @@ def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwarmStack]:
     (workdir / "seaweedfs-s3.json").write_text(json.dumps({"identities": [{
         "name": "imgjobs", "credentials": [{"accessKey": "imgjobs", "secretKey": secret}],
         "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+    password = workdir / "redis-password"
+    password.write_text(uuid.uuid4().hex + "\n")
+    password.chmod(0o600)
 
     state = run("docker", "info", "--format", "{{.Swarm.LocalNodeState}}").stdout.strip()
     initialised = state == "inactive"
@@ -265,6 +273,25 @@ def test_every_service_runs_healthy_from_the_stack_file(swarm: SwarmStack) -> No
     assert worker["Config"]["Image"] == WORKER_IMAGE
     assert worker["HostConfig"]["ReadonlyRootfs"] is True
     assert len(set(swarm.redis_cli("--scan", "--pattern", "rq:worker:*").split())) == 1
+
+
+def test_the_stacks_redis_refuses_a_client_without_the_password(swarm: SwarmStack) -> None:
+    [redis] = swarm.containers("redis")
+    refused = run("docker", "exec", redis["Id"], "redis-cli", "set", "imgjobs:intruder", "1", check=False)
+    assert "NOAUTH" in refused.stdout + refused.stderr
+    # Over the overlay network, from another task's container, as any client there would.
+    web = swarm.healthy("web")[0]
+    client = "import redis; redis.Redis(host='redis', socket_timeout=5).lpush('rq:queue:images', 'x')"
+    done = run("docker", "exec", web, "python", "-c", client, check=False)
+    assert done.returncode != 0 and "AuthenticationError" in done.stderr, done.stderr[-2000:]
+    assert swarm.redis_cli("exists", "imgjobs:intruder") == "0"
+    assert "x" not in swarm.redis_cli("lrange", "rq:queue:images", "0", "-1").split()
+    password = (swarm.workdir / "redis-password").read_text().strip()
+    for task in (redis, *swarm.containers("web"), *swarm.containers("worker")):
+        assert password not in json.dumps([task["Config"]["Cmd"], task["Config"]["Env"], task["Args"]]), task["Name"]
+    # The secret as each reader gets it: its own user's, mode 0400.
+    owner = run("docker", "exec", web, "stat", "-c", "%u %a", PASSWORD_SECRET).stdout.split()
+    assert owner == ["10001", "400"]
 
 
 def test_upload_to_result_through_the_bucket(swarm: SwarmStack) -> None:
