@@ -141,7 +141,7 @@ PUBSUB_READ = 60
 
 
 @pytest.mark.timeout(240)
-def test_a_workers_remote_commands_arrive_after_redis_hung_past_their_read(own_redis, data_dir):
+def test_a_workers_remote_commands_arrive_after_redis_hung_past_their_read_and_cut_them_off(own_redis, data_dir):
     connection = redis.Redis.from_url(own_redis.url)
     worker = WorkerProcess(service_env(own_redis.url, data_dir), connection, quiet=True)
     try:
@@ -150,6 +150,7 @@ def test_a_workers_remote_commands_arrive_after_redis_hung_past_their_read(own_r
         time.sleep(PUBSUB_READ + 10)  # the fault: a hang longer than the thread's read, so that read times out
         own_redis.process.send_signal(signal.SIGCONT)
         assert worker.job_process() == child  # the same child, not a fresh one that subscribed anew
+        connection.client_kill_filter(_type="pubsub")  # and its connection cut, as a Redis restart would
         # RQ's remote commands reach a worker only through that thread: a shutdown ends the child.
         def obeyed() -> bool:
             send_shutdown_command(connection, worker.name)
