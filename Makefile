@@ -22,9 +22,9 @@ $(VENV)/.dev: $(VENV)/.runtime requirements/dev.txt
 dev: $(VENV)/.runtime
 	bash scripts/dev.sh
 
-## system-deps: Debian packages the tests need (redis-server, chromium)
+## system-deps: Debian packages the tests need (redis-server, nginx, chromium)
 system-deps:
-	bash scripts/system-deps.sh redis-server chromium
+	bash scripts/system-deps.sh redis-server nginx chromium
 
 ## test: the whole suite except the container tests (real Redis, real workers, real Chromium)
 test: $(VENV)/.dev system-deps

@@ -10,13 +10,19 @@ workers = _settings["WEB_CONCURRENCY"]
 worker_class = "gthread"
 threads = _settings["WEB_THREADS"]
 # A 25 MB upload over a slow link takes a while; the body is streamed to disk meanwhile.
+# (Behind the nginx front, compose's and `make dev`'s, bodies arrive whole and fast.)
 timeout = 120
-graceful_timeout = 30
+# On a stop, requests in flight get this long: the longest, a 30 s ?wait= long-poll, plus a
+# buffered upload handed over by the front. compose.yaml's stop_grace_period for web is longer.
+graceful_timeout = 40
+# Above nginx's 4 KB header buffers, so a long request line or header is refused by the
+# front in the API's JSON rather than here in plain text.
+limit_request_line = 8190
 keepalive = 5
 accesslog = "-"
 errorlog = "-"
-# Tell the app it is behind nothing by default; set FORWARDED_ALLOW_IPS when behind a proxy.
-forwarded_allow_ips = "127.0.0.1"
+# The proxies whose X-Forwarded-* headers count (the nginx front); web/clients.py reads the same setting.
+forwarded_allow_ips = _settings["FORWARDED_ALLOW_IPS"]
 
 
 def on_starting(server):

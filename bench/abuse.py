@@ -7,7 +7,10 @@
 - worker: the peak RSS of the worker child after the pad and resize bombs are enqueued
   straight into Redis (bypassing the web's budget), against a normal 1 MP job;
 - fairness: a normal 1 MP job's latency over HTTP while 50 heavy jobs wait, against an
-  idle service; the target is 2 s plus one heavy job's run time.
+  idle service; the target is 2 s plus one heavy job's run time;
+- slow clients: a normal job's latency through the nginx front while 64 clients upload at
+  1 KB/s, against no slow clients; the target is at most 1 s more. Beside it, the same
+  slow clients straight at gunicorn, which they stall.
 Every figure comes from fresh processes started here (real Redis, gunicorn, worker).
 """
 
@@ -32,11 +35,12 @@ from imgjobs.catalog import validate_steps
 from imgjobs.jobs import TASK
 from imgjobs.storage import new_job_id
 from imgjobs.storage.local import LocalStorage
-from tests.services import RedisServer, WebServer, WorkerProcess, service_env, wait_until
+from tests.services import Front, RedisServer, SlowUploads, WebServer, WorkerProcess, service_env, wait_until
 
 CLIENTS = 4
 POSTS = 8  # per client
 HEAVY_JOBS = 50
+SLOW_CLIENTS = 64
 #: 16 MP and 13 full passes: over HEAVY_PIXELS (200 MP handled), about a second of work.
 HEAVY = [{"op": "resize", "width": 4000, "height": 4000, "fit": "fill"}] + [{"op": "invert"}] * 12
 NORMAL = [{"op": "resize", "width": 512}]
@@ -102,11 +106,11 @@ def worker_peak(env: dict[str, str], connection: redis.Redis, storage: LocalStor
         worker.stop()
 
 
-def latency(url: str, data: bytes) -> float:
+def latency(url: str, data: bytes, timeout: float | None = None) -> float:
     """Submit a normal job over HTTP and wait for it; return seconds from upload to its end."""
     start = time.perf_counter()
     created = requests.post(f"{url}/api/v1/jobs", files={"file": ("photo.png", data)},
-                            data={"ops": json.dumps(NORMAL)})
+                            data={"ops": json.dumps(NORMAL)}, timeout=timeout)
     created.raise_for_status()
     job = requests.get(f"{url}{created.json()['links']['self']}?wait=30").json()
     assert job["status"] == "finished", job
@@ -141,6 +145,36 @@ def fairness(env: dict[str, str], connection: redis.Redis, photo: bytes, dot: by
         web.stop()
 
 
+def slow_clients(env: dict[str, str], connection: redis.Redis, photo: bytes, spool: Path) -> dict[str, float]:
+    """Measure a normal job through the front with and without 64 slow uploads, then straight at gunicorn."""
+    web = WebServer(env, quiet=True)
+    front = Front(f"127.0.0.1:{web.port}", spool)
+    worker = WorkerProcess(env, connection, quiet=True)
+    try:
+        idle = statistics.median(latency(front.url, photo) for _ in range(5))
+        slow = SlowUploads(front.port, SLOW_CLIENTS)
+        try:
+            time.sleep(2)
+            loaded = statistics.median(latency(front.url, photo) for _ in range(5))
+            cut = slow.answered()
+        finally:
+            slow.close()
+        slow = SlowUploads(web.port, SLOW_CLIENTS)
+        try:
+            time.sleep(2)
+            try:
+                direct = latency(web.url, photo, timeout=10)
+            except requests.Timeout:
+                direct = float("inf")
+        finally:
+            slow.close()
+        return {"idle": idle, "loaded": loaded, "cut": cut, "direct": direct}
+    finally:
+        worker.stop()
+        front.stop()
+        web.stop()
+
+
 def main() -> None:
     """Run the three attacks on fresh processes and print each figure beside the unattacked one."""
     photo = encoded(Image.effect_mandelbrot((1200, 900), (-2, -1.2, 1, 1.2), 60).convert("RGB"), "PNG")
@@ -160,6 +194,7 @@ def main() -> None:
             worker_normal = worker_peak(env, connection, storage, photo, NORMAL)
             worker_bombs = {name: worker_peak(env, connection, storage, dot, steps) for name, steps in BOMBS.items()}
             fair = fairness(env, connection, photo, dot)
+            slow = slow_clients(env, connection, photo, root / "spool")
         finally:
             connection.close()
             server.stop()
@@ -174,6 +209,12 @@ def main() -> None:
     print(f"normal job latency: idle {fair['idle'] * 1000:.0f} ms; behind {HEAVY_JOBS} heavy jobs "
           f"{fair['flooded'] * 1000:.0f} ms ({fair['flooded'] / fair['idle']:.1f}x); one heavy job "
           f"{fair['heavy'] * 1000:.0f} ms; target 2 s + one heavy job = {target * 1000:.0f} ms: {verdict}")
+    delay = slow["loaded"] - slow["idle"]
+    direct = "over 10 s (timed out)" if slow["direct"] == float("inf") else f"{slow['direct'] * 1000:.0f} ms"
+    print(f"normal job through the front: idle {slow['idle'] * 1000:.0f} ms; with {SLOW_CLIENTS} uploads at "
+          f"1 KB/s {slow['loaded'] * 1000:.0f} ms (delay {delay * 1000:+.0f} ms, target <= 1000 ms: "
+          f"{'met' if delay <= 1 else 'OVER'}; slow uploads cut off: {slow['cut']}); "
+          f"straight at gunicorn with them: {direct}")
 
 
 if __name__ == "__main__":

@@ -36,6 +36,8 @@ SETTINGS: dict[str, tuple[type, Any]] = {
     "JOBS_PER_CLIENT": (int, 20),  # queued + running jobs per client; a key's "jobs" wins
     "HEAVY_PIXELS": (int, 200_000_000),  # jobs costing more go to the heavy queue
     "CORS_ORIGINS": (str, ""),  # comma-separated origins whose pages may call the API; none by default
+    # peers whose X-Forwarded-For names the client (addresses, networks, or *): the proxy in front
+    "FORWARDED_ALLOW_IPS": (str, "127.0.0.1"),
     # storage backend (issue #10): empty = the shared DATA_DIR; s3://bucket/prefix = an object store
     "STORAGE_URL": (str, ""),
     "S3_ENDPOINT_URL": (str, ""),

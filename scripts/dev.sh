@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make dev`: the whole service on this machine, in the foreground.
-# Starts a private redis-server under DATA_DIR (unless REDIS_URL is set), gunicorn on PORT
-# and WORKERS RQ workers, each restarted with a log line when it dies (like compose's restart
+# Starts a private redis-server under DATA_DIR (unless REDIS_URL is set), the nginx front on
+# PORT with gunicorn behind it, and WORKERS RQ workers, each restarted with a log line when it dies (like compose's restart
 # policy). Ctrl-C or SIGTERM stops all of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -60,7 +60,27 @@ if [ -z "${REDIS_URL:-}" ]; then
   echo "redis-server on redis://127.0.0.1:$port/0 with a password (data in $DATA_DIR/redis)"
 fi
 
-keep web $BIN/gunicorn --config gunicorn.conf.py 'web:create_app()' &
+# The nginx front on HOST:PORT, as compose's proxy: it takes whole requests from slow
+# clients before gunicorn, on a private loopback port, sees them. Without nginx (and no
+# root to install it) gunicorn serves PORT itself.
+web_host=${HOST:-127.0.0.1} web_port=$PORT
+if command -v nginx >/dev/null || bash scripts/system-deps.sh nginx; then
+  # Refuse an open HOST without keys here: gunicorn's own check sees only its loopback port.
+  $BIN/python -c 'import sys; from imgjobs.config import from_env; from web.auth import open_bind_problem
+problem = open_bind_problem([(sys.argv[1], int(sys.argv[2]))], from_env()); sys.exit(problem and f"Error: {problem}")' \
+    "${HOST:-127.0.0.1}" "$PORT"
+  web_host=127.0.0.1
+  web_port="$($BIN/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  front() {
+    LISTEN="${HOST:-127.0.0.1}:$PORT" UPSTREAM="127.0.0.1:$web_port" RESOLVER=127.0.0.1 \
+      SPOOL_DIR="$DATA_DIR/nginx" exec sh deploy/nginx/run.sh
+  }
+  keep proxy front &
+  pids+=($!)
+else
+  echo "dev: no nginx, so gunicorn serves clients itself and slow ones can hold its threads" >&2
+fi
+keep web env HOST="$web_host" PORT="$web_port" $BIN/gunicorn --config gunicorn.conf.py 'web:create_app()' &
 pids+=($!)
 for n in $(seq "$WORKERS"); do
   keep "worker $n" $BIN/python -m worker &

@@ -4,7 +4,7 @@
 # 1. Install the Docker engine and debootstrap from Debian if missing.
 # 2. Start dockerd in the background if no engine answers (log: $DOCKERD_LOG).
 # 3. Build local stand-ins for the base images no registry can give us here:
-#    a Debian rootfs (debootstrap, cached by tag), Python and Redis on it.
+#    a Debian rootfs (debootstrap, cached by tag), Python, Redis and nginx on it.
 # 4. Run the docker tests (tests/docker), which build the web image from the
 #    real Dockerfile.web, the worker from its real runtime stage, and run the
 #    real compose.yaml. They tear their own stack down, pass or fail.
@@ -21,6 +21,7 @@ SUITE=${STANDIN_SUITE:-trixie}
 ROOTFS_IMAGE=${STANDIN_ROOTFS_IMAGE:-imgjobs-standin/rootfs:$SUITE}
 PYTHON_IMAGE=${STANDIN_PYTHON_IMAGE:-imgjobs-standin/python:$SUITE}
 REDIS_IMAGE=${STANDIN_REDIS_IMAGE:-imgjobs-standin/redis:$SUITE}
+NGINX_IMAGE=${STANDIN_NGINX_IMAGE:-imgjobs-standin/nginx:$SUITE}
 DOCKERD_LOG=${DOCKERD_LOG:-/var/tmp/imgjobs-dockerd.log}
 CA_BUNDLE=${CA_BUNDLE:-/etc/ssl/certs/ca-certificates.crt}
 VENV=${VENV:-.venv}
@@ -115,6 +116,9 @@ build_standins() {
     log "building $REDIS_IMAGE"
     docker build -q --build-arg ROOTFS_IMAGE="$ROOTFS_IMAGE" -t "$REDIS_IMAGE" \
         -f tests/docker/standin/redis.Dockerfile "$ctx" >/dev/null
+    log "building $NGINX_IMAGE"
+    docker build -q --build-arg ROOTFS_IMAGE="$ROOTFS_IMAGE" -t "$NGINX_IMAGE" \
+        -f tests/docker/standin/nginx.Dockerfile "$ctx" >/dev/null
     rm -rf "$ctx"
 }
 
@@ -129,7 +133,7 @@ main() {
     build_rootfs
     build_standins
     log "stand-ins ready after $((SECONDS - start)) s"
-    export STANDIN_PYTHON_IMAGE=$PYTHON_IMAGE STANDIN_REDIS_IMAGE=$REDIS_IMAGE
+    export STANDIN_PYTHON_IMAGE=$PYTHON_IMAGE STANDIN_REDIS_IMAGE=$REDIS_IMAGE STANDIN_NGINX_IMAGE=$NGINX_IMAGE
     # docker-compose and hadolint come from the venv (requirements/dev.txt).
     local bin
     bin=$(cd "$VENV/bin" && pwd)
@@ -137,7 +141,7 @@ main() {
     local status=0
     "$VENV/bin/pytest" -m "docker and not swarm" tests/docker "$@" || status=$?
     # Rebuilds leave the previous images untagged; drop only this project's.
-    for title in imgjobs-web imgjobs-worker; do
+    for title in imgjobs-web imgjobs-worker imgjobs-proxy; do
         docker image prune --force --filter "label=org.opencontainers.image.title=$title" >/dev/null
     done
     docker image ls --format '{{.Repository}}:{{.Tag}}\t{{.Size}}' | grep -E '^imgjobs' >&2 || true

@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -232,6 +233,69 @@ class WebServer:
         stop(self.process)
         if self.log:
             self.log.close()
+
+
+class Front:
+    """The nginx front (deploy/nginx/run.sh) before a web server, as compose and `make dev` run it."""
+
+    def __init__(self, upstream: str, spool: Path, **env: str) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            ["sh", "deploy/nginx/run.sh"], cwd=ROOT,
+            env={**os.environ, "LISTEN": f"127.0.0.1:{self.port}", "UPSTREAM": upstream,
+                 "RESOLVER": "127.0.0.1", "SPOOL_DIR": str(spool), **env},
+        )
+        wait_until(self._up, what=f"nginx on {self.url}")
+
+    def _up(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"nginx exited with {self.process.returncode}")
+        with socket.socket() as sock:
+            return sock.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def stop(self) -> None:
+        """Stop nginx (SIGTERM: a fast shutdown)."""
+        stop(self.process)
+
+
+class SlowUploads:
+    """Clients that each start a multipart upload and then send it at 1 KB/s."""
+
+    def __init__(self, port: int, count: int, body: int = 64 * 1024) -> None:
+        self.sockets: list[socket.socket] = []
+        for _ in range(count):
+            sock = socket.create_connection(("127.0.0.1", port))
+            sock.sendall(b"POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Type: multipart/form-data; boundary=b\r\n"
+                         b"Content-Length: %d\r\n\r\n" % body)
+            self.sockets.append(sock)
+        self.stopped = threading.Event()
+        self.thread = threading.Thread(target=self._send, daemon=True)
+        self.thread.start()
+
+    def _send(self) -> None:
+        while not self.stopped.wait(1.0):
+            for sock in self.sockets:
+                sock.sendall(b"x" * 1024)
+
+    def answered(self) -> int:
+        """Return how many of the slow clients have had any response yet."""
+        count = 0
+        for sock in self.sockets:
+            sock.setblocking(False)
+            try:
+                count += bool(sock.recv(1, socket.MSG_PEEK))
+            except BlockingIOError:
+                pass
+            finally:
+                sock.setblocking(True)
+        return count
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.thread.join()
+        for sock in self.sockets:
+            sock.close()
 
 
 def stop(process: subprocess.Popen[Any]) -> None:

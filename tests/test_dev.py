@@ -39,6 +39,7 @@ def test_dev_script_runs_the_service_and_stops_it_cleanly(tmp_path):
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until(lambda: ready(url), timeout=60, what="make dev to come up")
+        assert requests.get(f"{url}/healthz").headers["Server"] == "nginx"  # the front, gunicorn behind it
         files = {"file": ("photo.png", make_image(size=(600, 400)), "image/png")}
         created = requests.post(f"{url}/api/v1/jobs", files=files, data={"ops": '[{"op":"resize","width":256}]'})
         assert created.status_code == 202, created.text
@@ -58,8 +59,12 @@ def test_dev_script_runs_the_service_and_stops_it_cleanly(tmp_path):
 
 
 def service_pids(session: int, pattern: str, *options: str) -> set[int]:
-    """Return the pids of the session's processes whose command line matches `pattern`."""
-    command = ["pgrep", *options, "-s", str(session), "-f", pattern]
+    """Return the pids of the session's live processes whose command line matches `pattern`.
+
+    Zombies are left out: they have exited already, and the orphans among them (a killed
+    gunicorn master's workers) are init's to reap, whenever it gets to them.
+    """
+    command = ["pgrep", "--runstates", "D,R,S,T,t", *options, "-s", str(session), "-f", pattern]
     return {int(pid) for pid in subprocess.run(command, capture_output=True, text=True).stdout.split()}
 
 

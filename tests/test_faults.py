@@ -7,15 +7,18 @@ import os
 import signal
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis
+from rq.command import send_shutdown_command
 from werkzeug.datastructures import FileStorage
 from werkzeug.test import encode_multipart
 
 from tests.conftest import make_image, submit
-from tests.services import RedisServer, WebServer, service_env, wait_until
+from tests.services import RedisServer, WebServer, WorkerProcess, service_env, wait_until
 from tests.test_metrics import sample
 from tests.test_uploads import error_of
 from web import create_app
@@ -131,6 +134,30 @@ def test_a_hung_redis_answers_503_on_every_endpoint_then_recovers(own_redis, dat
     finally:
         own_redis.process.send_signal(signal.SIGCONT)
     assert client.get(f"/api/v1/jobs/{job_id}").status_code == 200
+
+
+#: How long RQ's pub/sub thread in a worker child blocks in one read (`run_in_thread(sleep_time=60)`).
+PUBSUB_READ = 60
+
+
+@pytest.mark.timeout(240)
+def test_a_workers_remote_commands_arrive_after_redis_hung_past_their_read_and_cut_them_off(own_redis, data_dir):
+    connection = redis.Redis.from_url(own_redis.url)
+    worker = WorkerProcess(service_env(own_redis.url, data_dir), connection, quiet=True)
+    try:
+        child = worker.job_process()
+        own_redis.process.send_signal(signal.SIGSTOP)
+        time.sleep(PUBSUB_READ + 10)  # the fault: a hang longer than the thread's read, so that read times out
+        own_redis.process.send_signal(signal.SIGCONT)
+        assert worker.job_process() == child  # the same child, not a fresh one that subscribed anew
+        connection.client_kill_filter(_type="pubsub")  # and its connection cut, as a Redis restart would
+        # RQ's remote commands reach a worker only through that thread: a shutdown ends the child.
+        def obeyed() -> bool:
+            send_shutdown_command(connection, worker.name)
+            return child not in worker.children()
+        wait_until(obeyed, timeout=60, what="the child to get the shutdown command through its pub/sub thread")
+    finally:
+        worker.kill_host()
 
 
 def test_stopping_the_web_mid_upload_leaves_no_partial_file(redis_server, tmp_path):

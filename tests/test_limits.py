@@ -275,6 +275,49 @@ def test_a_client_over_its_rate_gets_429_and_others_do_not(app, client):
     assert error_of(post_as(client, "10.8.0.2"), 400)["code"] == "missing_file"
 
 
+def test_behind_a_trusted_proxy_the_client_is_the_forwarded_address(app, client):
+    app.config.update(RATE_LIMIT="2/minute", FORWARDED_ALLOW_IPS="10.9.0.0/24")
+
+    def via_proxy(client_address: str, proxy: str = "10.9.0.5"):
+        return client.post("/api/v1/jobs", data={"ops": "[]"}, content_type="multipart/form-data",
+                           headers={"X-Forwarded-For": client_address}, environ_base={"REMOTE_ADDR": proxy})
+
+    for _ in range(2):
+        error_of(via_proxy("203.0.113.7"), 400)
+    assert error_of(via_proxy("203.0.113.7"), 429)["code"] == "rate_limited"
+    assert error_of(via_proxy("203.0.113.8"), 400)["code"] == "missing_file"  # another client behind the same proxy
+    # From an untrusted peer the header is the client's own claim, and ignored: 10.9.1.1 is one client.
+    for claimed in ("198.51.100.1", "198.51.100.2"):
+        error_of(via_proxy(claimed, proxy="10.9.1.1"), 400)
+    assert error_of(via_proxy("198.51.100.3", proxy="10.9.1.1"), 429)["code"] == "rate_limited"
+
+
+@pytest.mark.parametrize(("peer", "header", "trusted", "expected"), [
+    ("10.0.0.2", "", "127.0.0.1", "10.0.0.2"),  # no proxy
+    ("10.0.0.2", "1.2.3.4", "127.0.0.1", "10.0.0.2"),  # an untrusted peer's header is ignored
+    ("127.0.0.1", "1.2.3.4", "127.0.0.1", "1.2.3.4"),
+    ("127.0.0.1", "6.6.6.6, 1.2.3.4", "127.0.0.1", "1.2.3.4"),  # only the hop our proxy added counts
+    ("127.0.0.1", "1.2.3.4, 10.0.0.9", "127.0.0.1, 10.0.0.0/8", "1.2.3.4"),  # two proxies in a row
+    ("127.0.0.1", "127.0.0.1", "127.0.0.1", "127.0.0.1"),  # a client on the proxy's own host
+    ("172.18.0.3", "1.2.3.4", "*", "1.2.3.4"),
+    ("127.0.0.1", "not-an-address", "127.0.0.1", "127.0.0.1"),  # garbage is ignored, not an identity
+    ("127.0.0.1", "1.2.3.4, " + "x" * 500, "127.0.0.1", "127.0.0.1"),
+])
+def test_client_address_reads_x_forwarded_for_only_through_trusted_proxies(peer, header, trusted, expected):
+    from web.clients import client_address, trusted_networks
+
+    assert client_address(peer, header, trusted_networks(trusted)) == expected
+
+
+def test_a_bad_forwarded_allow_ips_stops_the_app_at_start(tmp_path, monkeypatch):
+    from imgjobs.config import ConfigError
+    from web import create_app
+
+    monkeypatch.setenv("FORWARDED_ALLOW_IPS", "10.0.0.0/33")
+    with pytest.raises(ConfigError, match="FORWARDED_ALLOW_IPS"):
+        create_app({"DATA_DIR": str(tmp_path)})
+
+
 def test_an_api_key_has_its_own_rate(app, client):
     from flask import g
 

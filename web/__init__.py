@@ -10,7 +10,7 @@ from flask import Flask
 from PIL import Image
 
 from imgjobs import config, storage
-from web import api, auth, errors, health, limits, metrics, openapi, origins, page, store
+from web import api, auth, clients, errors, health, limits, metrics, openapi, origins, page, store
 from web.uploads import UploadRequest
 
 
@@ -26,6 +26,7 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     storage.from_config(app.config).ensure()
     _limit_pillow(app.config["MAX_PIXELS"])
+    clients.trusted_networks(app.config["FORWARDED_ALLOW_IPS"])  # a bad value fails here, not per request
     logging.basicConfig(level=logging.INFO)
 
     errors.init_app(app)

@@ -23,6 +23,7 @@ STANDIN_ENV_STAGE = HERE / "standin" / "worker-env.Dockerfile"
 RUNTIME_STAGE = "FROM ${RUNTIME_IMAGE} AS runtime"
 PYTHON_STANDIN = os.environ.get("STANDIN_PYTHON_IMAGE", "imgjobs-standin/python:trixie")
 REDIS_STANDIN = os.environ.get("STANDIN_REDIS_IMAGE", "imgjobs-standin/redis:trixie")
+NGINX_STANDIN = os.environ.get("STANDIN_NGINX_IMAGE", "imgjobs-standin/nginx:trixie")
 WEB_IMAGE = "imgjobs-web:standin"
 WORKER_IMAGE = "imgjobs-worker:standin"
 #: Where compose.yaml's redis-auth volume puts the Redis password, in redis, web and worker.
@@ -92,6 +93,7 @@ class Stack:
             WEB_PORT=str(self.port),
             STANDIN_PYTHON_IMAGE=PYTHON_STANDIN,
             STANDIN_REDIS_IMAGE=REDIS_STANDIN,
+            STANDIN_NGINX_IMAGE=NGINX_STANDIN,
             STANDIN_WORKER_DOCKERFILE=str(self.workdir / "Dockerfile.worker"),
             DOCKER_BUILDKIT="0",
         )

@@ -6,6 +6,7 @@ import ast
 import json
 import os
 import re
+import runpy
 import sys
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import pytest
 
 from imgjobs import config
 from tests.docker.stack import COMPOSE_FILE, ROOT, run, standin_worker_dockerfile, tool
+from web import api
 from worker import service as worker_service
 
 pytestmark = pytest.mark.docker
@@ -136,7 +138,7 @@ def test_compose_has_no_version_key() -> None:
 
 def test_every_service_is_hardened() -> None:
     services = compose_config()["services"]
-    assert set(services) == {"redis-auth", "redis", "web", "worker"}
+    assert set(services) == {"redis-auth", "redis", "web", "proxy", "worker"}
     for name, service in services.items():
         user = str(service.get("user", ""))
         assert user and user.split(":")[0] not in ("0", "root"), f"{name} runs as {user!r}"
@@ -188,18 +190,34 @@ def test_redis_needs_the_password_the_one_shot_makes() -> None:
         assert "password" not in services[name]["environment"]["REDIS_URL"]
 
 
-def test_web_publishes_a_configurable_port_and_checks_readiness() -> None:
-    assert "${WEB_PORT:-5000}:5000" in COMPOSE_FILE.read_text()
-    web = compose_config()["services"]["web"]
-    assert [(p["target"], p["published"]) for p in web["ports"]] == [(5000, "5000")]
+def test_the_front_publishes_a_configurable_port_and_the_web_checks_readiness() -> None:
+    assert "${WEB_PORT:-5000}:8080" in COMPOSE_FILE.read_text()
+    services = compose_config()["services"]
+    web, proxy = services["web"], services["proxy"]
+    assert not web.get("ports"), "only the front is published"
+    assert [(p["target"], p["published"]) for p in proxy["ports"]] == [(8080, "5000")]
+    assert proxy["depends_on"]["web"]["condition"] == "service_healthy"
+    assert proxy["build"]["dockerfile"] == "Dockerfile.proxy"
     assert web["depends_on"]["redis"]["condition"] == "service_healthy"
     assert "/readyz" in " ".join(web["healthcheck"]["test"])
     assert web["build"]["dockerfile"] == "Dockerfile.web"
 
 
+def test_stops_wait_for_the_longest_request_at_each_layer() -> None:
+    """nginx's and gunicorn's graceful stops cover a full ?wait=; compose waits longer than each."""
+    services = compose_config()["services"]
+    nginx = re.search(r"worker_shutdown_timeout (\d+)s;", (ROOT / "deploy/nginx/imgjobs.conf.template").read_text())
+    assert nginx and int(nginx[1]) > api.MAX_WAIT
+    graceful = runpy.run_path(str(ROOT / "gunicorn.conf.py"))["graceful_timeout"]
+    assert graceful > api.MAX_WAIT
+    assert seconds(services["proxy"]["stop_grace_period"]) > int(nginx[1])
+    assert seconds(services["web"]["stop_grace_period"]) > graceful
+
+
 def test_compose_serves_without_keys_on_loopback_and_with_keys_from_a_secret(tmp_path: Path) -> None:
-    web = compose_config()["services"]["web"]
-    assert [p["host_ip"] for p in web["ports"]] == ["127.0.0.1"]
+    services = compose_config()["services"]
+    web = services["web"]
+    assert [p["host_ip"] for p in services["proxy"]["ports"]] == ["127.0.0.1"]
     assert web["environment"]["HOST"] == "0.0.0.0" and web["environment"]["ALLOW_ANONYMOUS"] == "1"
     keys = tmp_path / "api-keys"
     keys.write_text("alice " + "k" * 32 + "\n")
@@ -244,7 +262,7 @@ def test_env_example_documents_every_variable() -> None:
 
 # -- Dockerfiles ------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("dockerfile", ["Dockerfile.web", "Dockerfile.worker"])
+@pytest.mark.parametrize("dockerfile", ["Dockerfile.web", "Dockerfile.worker", "Dockerfile.proxy"])
 def test_hadolint_is_clean(dockerfile: str) -> None:
     run(tool("hadolint"), "--no-color", "--failure-threshold", "info", str(ROOT / dockerfile))
 
@@ -257,6 +275,7 @@ def test_hadolint_is_clean_on_the_standin_worker(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("dockerfile,arg", [
     ("Dockerfile.web", "PYTHON_IMAGE"),
+    ("Dockerfile.proxy", "NGINX_IMAGE"),
     ("Dockerfile.worker", "CONDA_IMAGE"),
     ("Dockerfile.worker", "RUNTIME_IMAGE"),
 ])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import json
 import secrets
+import socket
 import subprocess
 import time
 import uuid
@@ -30,6 +31,7 @@ from tests.docker.stack import (
     run,
     tool,
 )
+from tests.services import SlowUploads
 
 # Building from a cold cache takes minutes, and the session fixture's setup counts
 # against the first test that uses it.
@@ -101,7 +103,7 @@ def inspect(stack: Stack, service: str) -> list[dict[str, Any]]:
 
 
 def test_every_service_is_healthy_and_hardened(stack: Stack) -> None:
-    for service in ("redis", "web", "worker"):
+    for service in ("redis", "web", "proxy", "worker"):
         for container in inspect(stack, service):
             name, host = container["Name"], container["HostConfig"]
             assert container["State"]["Health"]["Status"] == "healthy", name
@@ -112,9 +114,11 @@ def test_every_service_is_healthy_and_hardened(stack: Stack) -> None:
             assert host["Memory"] > 0 and host["PidsLimit"] > 0, name
             assert host["RestartPolicy"]["Name"] == "unless-stopped", name
             assert "/tmp" in host["Tmpfs"], name
-    assert not inspect(stack, "redis")[0]["HostConfig"]["PortBindings"]
-    [binding] = inspect(stack, "web")[0]["HostConfig"]["PortBindings"]["5000/tcp"]
+    for private in ("redis", "web"):
+        assert not inspect(stack, private)[0]["HostConfig"]["PortBindings"], private
+    [binding] = inspect(stack, "proxy")[0]["HostConfig"]["PortBindings"]["8080/tcp"]
     assert binding == {"HostIp": "127.0.0.1", "HostPort": str(stack.port)}
+    assert stack.compose("exec", "-T", "proxy", "id", "-u").stdout.strip() == "101"
     assert stack.compose("exec", "-T", "web", "id", "-u").stdout.strip() == "10001"
     assert stack.compose("exec", "-T", "worker", "id", "-u").stdout.strip() == "10001"
     readonly = stack.compose("exec", "-T", "web", "touch", "/app/x", check=False)
@@ -124,6 +128,27 @@ def test_every_service_is_healthy_and_hardened(stack: Stack) -> None:
 def test_health_endpoints_answer_on_loopback(stack: Stack) -> None:
     assert requests.get(f"{stack.url}/healthz", timeout=10).status_code == 200
     assert requests.get(f"{stack.url}/readyz", timeout=10).status_code == 200
+
+
+def test_slow_clients_do_not_hold_up_the_stack(stack: Stack) -> None:
+    slow = SlowUploads(stack.port, 64)  # four times the web's 2 x 8 threads
+    try:
+        time.sleep(2)
+        job_id = submit(stack, small_png(), [{"op": "grayscale"}])
+        assert wait_for(stack, job_id, {"finished", "failed"}, timeout=60)["status"] == "finished"
+        assert slow.answered() == 0  # every slow upload is still coming in
+    finally:
+        slow.close()
+
+
+def test_the_front_answers_in_json_and_keeps_the_apis_limit(stack: Stack) -> None:
+    with socket.create_connection(("127.0.0.1", stack.port), timeout=30) as sock:  # announce 26 MB, send none
+        sock.sendall(b"POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n" % (26 * 2**20))
+        head, body = sock.recv(65536).decode().split("\r\n\r\n", 1)
+    assert head.startswith("HTTP/1.1 413") and "Server: nginx" in head
+    assert json.loads(body)["error"]["message"] == "The upload is larger than the limit of 25 MB."
+    long_header = requests.get(f"{stack.url}/healthz", headers={"X-Big": "a" * 5000}, timeout=10)
+    assert long_header.status_code == 400 and long_header.json()["error"]["code"] == "bad_request"
 
 
 def test_upload_to_result_through_the_containers(stack: Stack) -> None:
