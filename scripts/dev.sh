@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # `make dev`: the whole service on this machine, in the foreground.
 # Starts a private redis-server under DATA_DIR (unless REDIS_URL is set), the nginx front on
-# PORT with gunicorn behind it, and WORKERS RQ workers, each restarted with a log line when it dies (like compose's restart
-# policy). Ctrl-C or SIGTERM stops all of them.
+# PORT with gunicorn behind it, and WORKERS RQ workers, each restarted with a log line when
+# it dies (like compose's restart policy). Ctrl-C or SIGTERM stops all of them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin

@@ -41,7 +41,7 @@ swarm_main() {
     build_rootfs
     build_standins
     build_seaweedfs
-    export STANDIN_PYTHON_IMAGE=$PYTHON_IMAGE STANDIN_REDIS_IMAGE=$REDIS_IMAGE \
+    export STANDIN_PYTHON_IMAGE=$PYTHON_IMAGE STANDIN_REDIS_IMAGE=$REDIS_IMAGE STANDIN_NGINX_IMAGE=$NGINX_IMAGE \
         STANDIN_SEAWEEDFS_IMAGE=$SEAWEEDFS_STANDIN
     local bin
     bin=$(cd "$VENV/bin" && pwd)

@@ -26,6 +26,7 @@ REDIS_STANDIN = os.environ.get("STANDIN_REDIS_IMAGE", "imgjobs-standin/redis:tri
 NGINX_STANDIN = os.environ.get("STANDIN_NGINX_IMAGE", "imgjobs-standin/nginx:trixie")
 WEB_IMAGE = "imgjobs-web:standin"
 WORKER_IMAGE = "imgjobs-worker:standin"
+PROXY_IMAGE = "imgjobs-proxy:standin"
 #: Where compose.yaml's redis-auth volume puts the Redis password, in redis, web and worker.
 PASSWORD_FILE = "/run/redis-auth/password"
 

@@ -374,7 +374,7 @@ def swarm_config(tmp_path: Path) -> dict[str, Any]:
 def test_swarm_stack_runs_web_and_workers_on_the_bucket_alone(tmp_path: Path) -> None:
     stack = swarm_config(tmp_path)
     services = stack["services"]
-    assert set(services) == {"redis", "seaweedfs", "bucket", "web", "worker"}
+    assert set(services) == {"redis", "seaweedfs", "bucket", "web", "proxy", "worker"}
     assert {net["driver"] for net in stack["networks"].values()} == {"overlay"}
     for name in ("web", "worker"):
         service = services[name]
@@ -393,7 +393,9 @@ def test_swarm_stack_runs_web_and_workers_on_the_bucket_alone(tmp_path: Path) ->
     assert services["worker"]["deploy"]["update_config"]["order"] == "stop-first"
     grace = seconds(services["worker"]["stop_grace_period"])
     assert grace >= int(services["worker"]["environment"]["JOB_TIMEOUT"]) + 30
-    assert services["web"]["ports"][0]["target"] == 5000  # published only with API keys on
+    assert not services["web"].get("ports") and services["proxy"]["ports"][0]["target"] == 8080
+    assert services["proxy"]["read_only"] is True and int(services["proxy"]["deploy"]["replicas"]) >= 2
+    # published only with API keys on the web behind it
     assert services["web"]["environment"]["ALLOW_ANONYMOUS"] == "0" and services["web"]["environment"]["API_KEYS_FILE"]
 
 

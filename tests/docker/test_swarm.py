@@ -28,6 +28,8 @@ import requests
 from PIL import Image
 
 from tests.docker.stack import (
+    NGINX_STANDIN,
+    PROXY_IMAGE,
     PYTHON_STANDIN,
     REDIS_STANDIN,
     ROOT,
@@ -50,7 +52,7 @@ IPVS = Path("/proc/net/ip_vs").exists()
 SEAWEEDFS_STANDIN = os.environ.get("STANDIN_SEAWEEDFS_IMAGE", "imgjobs-standin/seaweedfs:4.48")
 STACK_NAME = os.environ.get("SWARM_STACK_NAME", "imgjobs-swarmtest")
 #: What the web's own API is reached at, from inside a web task (the service name).
-API = "http://web:5000"
+API = "http://proxy:8080"  # the front, as clients reach the stack through swarm.ports.yaml
 #: Run inside a web task: one HTTP request, the body from stdin; prints status and body as JSON.
 CLIENT = """
 import base64, json, sys, urllib.error, urllib.request
@@ -77,7 +79,8 @@ class SwarmStack:
 
     name: str
     workdir: Path
-    replicas: dict[str, int] = field(default_factory=lambda: {"redis": 1, "seaweedfs": 1, "web": 2, "worker": 1})
+    replicas: dict[str, int] = field(
+        default_factory=lambda: {"redis": 1, "seaweedfs": 1, "web": 2, "proxy": 1, "worker": 1})
 
     @property
     def env(self) -> dict[str, str]:
@@ -85,6 +88,8 @@ class SwarmStack:
         env.update(
             WEB_IMAGE=WEB_IMAGE,
             WORKER_IMAGE=WORKER_IMAGE,
+            PROXY_IMAGE=PROXY_IMAGE,
+            PROXY_REPLICAS="1",
             REDIS_IMAGE=REDIS_STANDIN,
             SEAWEEDFS_IMAGE=SEAWEEDFS_STANDIN,
             WORKER_REPLICAS="1",
@@ -143,7 +148,7 @@ class SwarmStack:
         return run("docker", "exec", redis["Id"], "sh", "-c", login, "redis-cli", *args).stdout.strip()
 
     def http(self, method: str, path: str, body: bytes = b"", content_type: str = "") -> tuple[int, bytes]:
-        """One request to the web service's VIP, made from inside a running web task."""
+        """One request through the front (the proxy service), made from inside a running web task."""
         web = self.healthy("web")
         assert web, "no healthy web task"
         done = subprocess.run(["docker", "exec", "-i", web[0], "python", "-c", CLIENT, method, f"{API}{path}",
@@ -216,14 +221,14 @@ def big_jpeg() -> bytes:
 def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwarmStack]:
     """Images built, a swarm joined (initialised only if none), the stack deployed healthy; all undone after."""
     engine_ready()
-    for image in (SEAWEEDFS_STANDIN, PYTHON_STANDIN):
+    for image in (SEAWEEDFS_STANDIN, PYTHON_STANDIN, NGINX_STANDIN):
         if run("docker", "image", "inspect", image, check=False, timeout=30).returncode != 0:
             pytest.fail(f"stand-in image {image} missing: run `make test-swarm` (scripts/test-swarm.sh builds it)")
     workdir = tmp_path_factory.mktemp("swarm")
     (workdir / "Dockerfile.worker").write_text(standin_worker_dockerfile())
     started = time.monotonic()
     Stack(project=f"imgjobs-swarmbuild-{uuid.uuid4().hex[:8]}", workdir=workdir).compose(
-        "build", "web", "worker", timeout=1200)
+        "build", "web", "worker", "proxy", timeout=1200)
     built = time.monotonic()
 
     secret = uuid.uuid4().hex
@@ -265,7 +270,8 @@ def swarm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SwarmStack]:
 def test_every_service_runs_healthy_from_the_stack_file(swarm: SwarmStack) -> None:
     listed = run("docker", "stack", "services", "--format", "{{.Name}} {{.Replicas}}", swarm.name).stdout
     replicas = dict(line.split() for line in listed.splitlines())
-    assert sorted(replicas) == sorted(swarm.service(s) for s in ("bucket", "redis", "seaweedfs", "web", "worker"))
+    assert sorted(replicas) == sorted(swarm.service(s) for s in ("bucket", "redis", "seaweedfs", "web", "proxy",
+                                                                  "worker"))
     for service, count in swarm.replicas.items():
         assert replicas[swarm.service(service)] == f"{count}/{count}", listed
     assert swarm.bucket_done()
