@@ -11,7 +11,7 @@ from rq.job import Job
 from werkzeug.utils import secure_filename
 
 from imgjobs.catalog import Budget, describe, validate_steps
-from imgjobs.jobs import MEDIA_TYPES, cost, output_format, output_quality
+from imgjobs.jobs import ENDED, MEDIA_TYPES, cost, output_format, output_quality
 from imgjobs.presets import describe as describe_presets
 from imgjobs.presets import steps_for
 from imgjobs.storage import new_job_id
@@ -32,8 +32,9 @@ RESULT_URL_SECONDS = 300  # how long a presigned result URL (RESULT_REDIRECT=1) 
 
 @bp.post("/jobs")
 def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
-    """Validate an upload and its steps, store the file and queue the job."""
+    """Validate an upload and its steps, store the file and queue the job; with ?wait=N, answer once it ends."""
     config = current_app.config
+    wait = _float_arg("wait", 0.0, 0.0, MAX_WAIT)
     store.check_room()
     upload = request.files.get("file")
     if upload is None:
@@ -58,7 +59,10 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
         store.storage().remove_upload(job_id)
         raise
     usage.count_job()
-    return view(job), 202, {"Location": url_for("api.get_job", job_id=job_id)}
+    if wait:  # one request instead of two: the job as GET ?wait= would give it, 201 once it has ended
+        job = store.wait(job, wait)
+    created = 201 if store.status(job) in ENDED else 202
+    return view(job), created, {"Location": url_for("api.get_job", job_id=job_id)}
 
 
 @bp.get("/jobs")
