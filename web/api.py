@@ -54,11 +54,10 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
     uploads.keep(upload.stream, job_id)
     try:
         heavy = cost([info.upright, *sizes]) > config["HEAVY_PIXELS"]
-        job = store.enqueue(job_id, job_spec, input_info, auth.owner(), heavy=heavy)
+        job = store.enqueue(job_id, job_spec, input_info, auth.owner(), heavy=heavy, also=usage.count_job)
     except Exception:
         store.storage().remove_upload(job_id)
         raise
-    usage.count_job()
     if wait:  # one request instead of two: the job as GET ?wait= would give it, 201 once it has ended
         job = store.wait(job, wait)
     created = 201 if store.status(job) in ENDED else 202

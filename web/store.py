@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import redis
 from flask import Flask, current_app
 from redis.backoff import NoBackoff
+from redis.client import Pipeline
 from redis.retry import Retry as RedisRetry
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
@@ -55,9 +57,13 @@ def queue(heavy: bool = False) -> Queue:
 
 
 def enqueue(
-    job_id: str, job_spec: dict[str, Any], input_info: dict[str, Any], owner: str | None = None, heavy: bool = False
+    job_id: str, job_spec: dict[str, Any], input_info: dict[str, Any], owner: str | None = None, heavy: bool = False,
+    also: Callable[[Pipeline], object] | None = None,
 ) -> Job:
-    """Queue a job (on the heavy queue when `heavy`) and index it in the recent lists, in one round trip to Redis."""
+    """Queue a job (on the heavy queue when `heavy`) and index it in the recent lists, in one round trip to Redis.
+
+    `also` adds its own commands to that round trip (the usage count).
+    """
     config = current_app.config
     retries = config["JOB_RETRIES"]
     now = time.time()
@@ -78,6 +84,8 @@ def enqueue(
         for key in {RECENT_KEY, recent_key(owner)}:
             pipe.zadd(key, {job_id: now})
             pipe.zremrangebyscore(key, "-inf", oldest)
+        if also:
+            also(pipe)
         pipe.execute()
     return job
 
