@@ -16,7 +16,7 @@ from web.events import Listener
 @pytest.fixture
 def listener(redis_server: RedisServer) -> Iterator[Listener]:
     client = redis.Redis.from_url(redis_server.url)
-    yield Listener(client)
+    yield Listener(client, 5.0)
     client.close()
 
 

@@ -24,14 +24,14 @@ from imgjobs.jobs import event_channel
 
 log = logging.getLogger(__name__)
 PREFIX = event_channel("")
-SUBSCRIBE_SECONDS = 5.0  # how long the first waiter of a process waits for the subscription to be confirmed
 
 
 class Listener:
     """One pattern subscription to all end-of-job channels, waking the requests that wait on a job."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis, timeout: float) -> None:
         self.client = client
+        self.timeout = timeout  # how long the first waiter of a process waits for Redis to confirm the subscription
         self.lock = threading.Lock()
         self.waiting: dict[str, list[threading.Event]] = {}
         self.thread: threading.Thread | None = None
@@ -70,7 +70,7 @@ class Listener:
         pubsub = self.client.pubsub()
         try:
             pubsub.psubscribe(PREFIX + "*")
-            _confirmed(pubsub)
+            _confirmed(pubsub, self.timeout)
         except BaseException:
             pubsub.close()
             raise
@@ -80,9 +80,9 @@ class Listener:
         self.thread.start()
 
 
-def _confirmed(pubsub: PubSub) -> None:
-    """Wait for Redis to confirm the subscription, so no message sent after this returns is missed."""
-    deadline = time.monotonic() + SUBSCRIBE_SECONDS
+def _confirmed(pubsub: PubSub, timeout: float) -> None:
+    """Wait up to `timeout` seconds for Redis to confirm the subscription, so no message sent after is missed."""
+    deadline = time.monotonic() + timeout
     while (left := deadline - time.monotonic()) > 0:
         message = pubsub.get_message(timeout=left)
         if message and message["type"] == "psubscribe":

@@ -37,7 +37,8 @@ def init_app(app: Flask) -> None:
         socket_timeout=app.config["REDIS_TIMEOUT"],  # a hung Redis costs two of these, then a 503
         retry=RedisRetry(NoBackoff(), 1),
     )
-    app.extensions["events"] = Listener(app.extensions["redis"])
+    # a hung Redis costs the first long-poll what it costs any other call: two timeouts, then a 503
+    app.extensions["events"] = Listener(app.extensions["redis"], 2 * app.config["REDIS_TIMEOUT"])
 
 
 def connection() -> redis.Redis:
