@@ -255,3 +255,19 @@ def test_a_fetched_job_carries_its_result_without_another_read(client, monkeypat
         monkeypatch.setattr(Result, "fetch_latest", refuse)
         body = api.view(job)
     assert body["status"] == "finished" and body["result"]["format"] == "png"
+
+
+def test_submit_with_wait_answers_the_queued_job_when_redis_fails_during_the_wait(client, monkeypatch):
+    import redis
+
+    from web import store
+
+    def broken(job, seconds):
+        raise redis.ConnectionError("gone")
+
+    monkeypatch.setattr(store, "wait", broken)
+    response = client.post("/api/v1/jobs?wait=30", data={"file": (io.BytesIO(make_image()), "a.png")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 202  # the job exists: not a 503 that would make the client send it again
+    monkeypatch.undo()
+    assert finished(client, response.get_json()["id"])["status"] == "finished"

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
+import redis
 from flask import Blueprint, Response, current_app, g, redirect, request, send_file, url_for
 from flask.typing import ResponseReturnValue
 from rq.job import Job
@@ -19,6 +21,7 @@ from web import auth, clients, limits, share, store, uploads, usage
 from web.errors import ApiError
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+log = logging.getLogger(__name__)
 
 MAX_WAIT = 30.0
 MAX_PER_PAGE = 100
@@ -59,7 +62,10 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
         store.storage().remove_upload(job_id)
         raise
     if wait:  # one request instead of two: the job as GET ?wait= would give it, 201 once it has ended
-        job = store.wait(job, wait)
+        try:
+            job = store.wait(job, wait)
+        except redis.RedisError as exc:  # the job is queued all the same: say so, lest the client send it twice
+            log.warning("could not wait for job %s, answering it as queued: %s", job_id, exc)
     created = 201 if store.status(job) in ENDED else 202
     return view(job), created, {"Location": url_for("api.get_job", job_id=job_id)}
 
