@@ -12,7 +12,7 @@ from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter, RequestLimit
 from rq.job import Job
 
-from web import clients, usage
+from web import clients, store, usage
 from web.errors import ApiError, error_response
 
 #: Seconds a client over its jobs cap is told to wait before trying again.
@@ -77,7 +77,7 @@ def claim(job_id: str) -> None:
     key = f"imgjobs:inflight:{clients.current()}"
     script = current_app.extensions["claim_script"]
     args = [job_id, time.time(), CLAIM_GRACE, current_app.config["FAILURE_TTL"], cap, Job.redis_job_namespace_prefix]
-    count = int(script(keys=[key], args=args))
+    count = int(script(keys=[key], args=args, client=store.connection()))  # the app's client, even if renewed
     if count > cap:
         usage.count_rejection("too_many_jobs")
         message = f"This client has {cap} jobs queued or running, its limit; retry once one of them ends."
