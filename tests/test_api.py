@@ -195,3 +195,79 @@ def test_ops_sent_as_a_file_part_are_read_too(client):
     response = client.post("/api/v1/jobs", data=fields, content_type="multipart/form-data")
     assert response.status_code == 202
     assert finished(client, response.get_json()["id"])["result"]["width"] == 16
+
+
+def test_submit_with_wait_answers_the_ended_job_in_one_request(client):
+    response = client.post("/api/v1/jobs?wait=30", data={"file": (io.BytesIO(make_image(size=(400, 300))), "a.png"),
+                           "ops": json.dumps([{"op": "resize", "width": 100}])}, content_type="multipart/form-data")
+    assert response.status_code == 201
+    body = response.get_json()
+    assert response.headers["Location"] == f"/api/v1/jobs/{body['id']}"
+    assert body["status"] == "finished" and body["progress"] == 1.0
+    assert body["result"]["width"] == 100
+    result = download(client, body["links"]["result"])
+    assert result.status_code == 200 and len(result.data) == body["result"]["bytes"]
+
+
+def test_submit_with_wait_answers_a_failed_job_too(client):
+    whole = make_image(size=(300, 200), fmt="JPEG")
+    truncated = whole[: len(whole) // 2]  # its header passes the upload check; decoding fails in the worker
+    response = client.post("/api/v1/jobs?wait=30", data={"file": (io.BytesIO(truncated), "cut.jpg")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 201
+    body = response.get_json()
+    assert body["status"] == "failed" and body["error"]["code"] == "undecodable_image"
+
+
+def test_submit_with_wait_on_a_job_that_does_not_end_answers_queued(client, redis_client):
+    from rq import Queue
+
+    client.application.config["QUEUE_NAME"] = "nobody-listens"
+    response = client.post("/api/v1/jobs?wait=0.2", data={"file": (io.BytesIO(make_image()), "a.png")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 202
+    assert response.get_json()["status"] == "queued"
+    Queue("nobody-listens", connection=redis_client).empty()
+
+
+@pytest.mark.parametrize("wait", ["abc", "-1", "31", "nan"])
+def test_submit_with_a_bad_wait_is_refused_before_any_job_exists(client, wait):
+    before = client.get("/api/v1/jobs").get_json()["total"]
+    response = client.post(f"/api/v1/jobs?wait={wait}", data={"file": (io.BytesIO(make_image()), "a.png")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 400
+    assert response.get_json()["error"]["code"] == "invalid_argument"
+    assert client.get("/api/v1/jobs").get_json()["total"] == before
+
+
+def test_a_fetched_job_carries_its_result_without_another_read(client, monkeypatch):
+    from rq.results import Result
+
+    from web import api, store
+
+    job_id = finished(client, submit(client, make_image(), [{"op": "grayscale"}]).get_json()["id"])["id"]
+    with client.application.test_request_context():
+        job = store.fetch(job_id)
+
+        def refuse(*args, **kwargs):
+            raise AssertionError("the result was read again")
+
+        monkeypatch.setattr(Result, "fetch_latest", refuse)
+        body = api.view(job)
+    assert body["status"] == "finished" and body["result"]["format"] == "png"
+
+
+def test_submit_with_wait_answers_the_queued_job_when_redis_fails_during_the_wait(client, monkeypatch):
+    import redis
+
+    from web import store
+
+    def broken(job, seconds):
+        raise redis.ConnectionError("gone")
+
+    monkeypatch.setattr(store, "wait", broken)
+    response = client.post("/api/v1/jobs?wait=30", data={"file": (io.BytesIO(make_image()), "a.png")},
+                           content_type="multipart/form-data")
+    assert response.status_code == 202  # the job exists: not a 503 that would make the client send it again
+    monkeypatch.undo()
+    assert finished(client, response.get_json()["id"])["status"] == "finished"

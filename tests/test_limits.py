@@ -345,6 +345,29 @@ def test_a_client_over_its_jobs_cap_gets_429_until_one_ends(app, client):
         client.delete(f"/api/v1/jobs/{job_id}")
 
 
+def test_a_claim_drops_ended_and_long_unclaimed_ids_and_keeps_the_rest(app, client, redis_client):
+    import time
+
+    from web import limits
+    from web.errors import ApiError
+
+    key, now = "imgjobs:inflight:ip:10.8.3.1", time.time()
+    redis_client.zadd(key, {"done": now, "stopped": now, "queued": now, "stale": now - 2 * limits.CLAIM_GRACE,
+                            "fresh": now})
+    for job_id, state in (("done", "finished"), ("stopped", "stopped"), ("queued", "queued")):
+        redis_client.hset(Job.key_for(job_id), "status", state)
+    with app.test_request_context(environ_base={"REMOTE_ADDR": "10.8.3.1"}):
+        limits.claim("new")
+    assert set(redis_client.zrange(key, 0, -1)) == {b"queued", b"fresh", b"new"}
+    assert 0 < redis_client.ttl(key) <= app.config["FAILURE_TTL"]
+    app.config["JOBS_PER_CLIENT"] = 3
+    with app.test_request_context(environ_base={"REMOTE_ADDR": "10.8.3.1"}), pytest.raises(ApiError) as refused:
+        limits.claim("one-too-many")
+    assert refused.value.code == "too_many_jobs"
+    assert set(redis_client.zrange(key, 0, -1)) == {b"queued", b"fresh", b"new"}  # the refused id is not kept
+    redis_client.delete(key, *(Job.key_for(job_id) for job_id in ("done", "stopped", "queued")))
+
+
 def test_a_heavy_job_goes_to_the_heavy_queue_which_workers_serve_too(app, client, worker, redis_client):
     app.config["HEAVY_PIXELS"] = 64 * 48 * 2
     light = finished(client, submit(client, make_image(), []).get_json()["id"])

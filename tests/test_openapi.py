@@ -23,6 +23,15 @@ schema = schemathesis.openapi.from_wsgi("/api/v1/openapi.json", fuzzed_app, conf
 
 
 @pytest.fixture(scope="module", autouse=True)
+def short_waits():
+    """Cap ?wait= at a fraction of a second: no worker serves the fuzzed queue, and the answer is the same."""
+    wait = store.wait
+    store.wait = lambda job, seconds: wait(job, min(seconds, 0.2))
+    yield
+    store.wait = wait
+
+
+@pytest.fixture(scope="module", autouse=True)
 def real_redis(redis_server, tmp_path_factory):
     fuzzed_app.config.update(REDIS_URL=redis_server.url, DATA_DIR=str(tmp_path_factory.mktemp("fuzz")))
     fuzzed_app.extensions["redis"].close()

@@ -179,3 +179,55 @@ def test_recover_fails_a_stuck_job_as_a_timeout_without_retry(app, client, redis
         os.kill(child, signal.SIGKILL)
     finally:
         process.stop()
+
+
+@pytest.fixture
+def image_worker(redis_client):
+    """An ImageWorker registered in Redis, not working (its methods are called one by one)."""
+    from rq.serializers import JSONSerializer
+
+    from worker.dequeue import SafeQueue
+    from worker.service import ImageWorker
+
+    queue = SafeQueue("beats", connection=redis_client, serializer=JSONSerializer)
+    child = ImageWorker([queue], name=f"beats-{os.getpid()}", connection=redis_client, serializer=JSONSerializer)
+    child.register_birth()
+    yield child
+    child.register_death()
+
+
+def test_the_idle_state_goes_out_with_the_next_heartbeat(image_worker, redis_client):
+    image_worker.set_state("busy")
+    assert redis_client.hget(image_worker.key, "state") == b"busy"
+    image_worker.set_state("idle")
+    assert redis_client.hget(image_worker.key, "state") == b"busy"  # not yet: RQ beats right after
+    assert image_worker.get_state() == "idle"
+    image_worker.heartbeat()
+    assert redis_client.hget(image_worker.key, "state") == b"idle"
+
+
+def test_a_heartbeat_right_after_another_is_skipped_unless_it_carries_news(image_worker, redis_client, monkeypatch):
+    import worker.service
+
+    monkeypatch.setattr(worker.service, "BEAT_SECONDS", 3600.0)  # every beat counts as "right after" the last
+    image_worker.heartbeat()
+    redis_client.hdel(image_worker.key, "last_heartbeat")
+    image_worker.heartbeat()
+    assert redis_client.hget(image_worker.key, "last_heartbeat") is None  # skipped
+    image_worker.heartbeat(timeout=90)  # an explicit TTL always goes out
+    assert redis_client.hget(image_worker.key, "last_heartbeat") is not None
+    redis_client.hdel(image_worker.key, "last_heartbeat")
+    image_worker.set_state("idle")
+    image_worker.heartbeat()  # so does a beat carrying the idle state
+    assert redis_client.hget(image_worker.key, "last_heartbeat") is not None
+    assert redis_client.hget(image_worker.key, "state") == b"idle"
+
+
+def test_a_heartbeat_after_the_pause_goes_out(image_worker, redis_client, monkeypatch):
+    import worker.service
+
+    monkeypatch.setattr(worker.service, "BEAT_SECONDS", 0.0)
+    image_worker.heartbeat()
+    redis_client.hdel(image_worker.key, "last_heartbeat")
+    image_worker.heartbeat()
+    assert redis_client.hget(image_worker.key, "last_heartbeat") is not None

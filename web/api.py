@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
+import redis
 from flask import Blueprint, Response, current_app, g, redirect, request, send_file, url_for
 from flask.typing import ResponseReturnValue
 from rq.job import Job
 from werkzeug.utils import secure_filename
 
 from imgjobs.catalog import Budget, describe, validate_steps
-from imgjobs.jobs import MEDIA_TYPES, cost, output_format, output_quality
+from imgjobs.jobs import ENDED, MEDIA_TYPES, cost, output_format, output_quality
 from imgjobs.presets import describe as describe_presets
 from imgjobs.presets import steps_for
 from imgjobs.storage import new_job_id
@@ -19,6 +21,7 @@ from web import auth, clients, limits, share, store, uploads, usage
 from web.errors import ApiError
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+log = logging.getLogger(__name__)
 
 MAX_WAIT = 30.0
 MAX_PER_PAGE = 100
@@ -32,8 +35,9 @@ RESULT_URL_SECONDS = 300  # how long a presigned result URL (RESULT_REDIRECT=1) 
 
 @bp.post("/jobs")
 def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
-    """Validate an upload and its steps, store the file and queue the job."""
+    """Validate an upload and its steps, store the file and queue the job; with ?wait=N, answer once it ends."""
     config = current_app.config
+    wait = _float_arg("wait", 0.0, 0.0, MAX_WAIT)
     store.check_room()
     upload = request.files.get("file")
     if upload is None:
@@ -53,12 +57,17 @@ def create_job() -> tuple[dict[str, Any], int, dict[str, str]]:
     uploads.keep(upload.stream, job_id)
     try:
         heavy = cost([info.upright, *sizes]) > config["HEAVY_PIXELS"]
-        job = store.enqueue(job_id, job_spec, input_info, auth.owner(), heavy=heavy)
+        job = store.enqueue(job_id, job_spec, input_info, auth.owner(), heavy=heavy, also=usage.count_job)
     except Exception:
         store.storage().remove_upload(job_id)
         raise
-    usage.count_job()
-    return view(job), 202, {"Location": url_for("api.get_job", job_id=job_id)}
+    if wait:  # one request instead of two: the job as GET ?wait= would give it, 201 once it has ended
+        try:
+            job = store.wait(job, wait)
+        except redis.RedisError as exc:  # the job is queued all the same: say so, lest the client send it twice
+            log.warning("could not wait for job %s, answering it as queued: %s", job_id, exc)
+    created = 201 if store.status(job) in ENDED else 202
+    return view(job), created, {"Location": url_for("api.get_job", job_id=job_id)}
 
 
 @bp.get("/jobs")

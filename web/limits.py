@@ -7,7 +7,6 @@ The client is `web.clients.current()` (the API key, else the address); a key's o
 from __future__ import annotations
 
 import time
-from typing import cast
 
 from flask import Flask, Response, current_app, request
 from flask_limiter import Limiter, RequestLimit
@@ -20,7 +19,27 @@ from web.errors import ApiError, error_response
 JOBS_RETRY_AFTER = 5
 #: An id claimed this recently may not be enqueued yet: not taken for an ended job.
 CLAIM_GRACE = 60
-ENDED_STATES = {b"finished", b"failed", b"stopped", b"canceled"}
+#: claim() in one round trip: drop the client's ended jobs (and ids claimed over CLAIM_GRACE ago that never
+#: became jobs), add the new id, refuse it again past the cap. KEYS: the client's set; ARGV: id, now, grace,
+#: the set's TTL, the cap, RQ's job key prefix. Returns the count with the new id.
+CLAIM = """
+local ended = {finished = true, failed = true, stopped = true, canceled = true}
+local now, grace = tonumber(ARGV[2]), tonumber(ARGV[3])
+local claimed = redis.call('ZRANGE', KEYS[1], 0, -1, 'WITHSCORES')
+for i = 1, #claimed, 2 do
+    local state = redis.call('HGET', ARGV[6] .. claimed[i], 'status')
+    if (state and ended[state]) or (not state and tonumber(claimed[i + 1]) < now - grace) then
+        redis.call('ZREM', KEYS[1], claimed[i])
+    end
+end
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+local count = redis.call('ZCARD', KEYS[1])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+if count > tonumber(ARGV[5]) then
+    redis.call('ZREM', KEYS[1], ARGV[1])
+end
+return count
+"""
 
 
 def init_app(app: Flask) -> None:
@@ -37,6 +56,7 @@ def init_app(app: Flask) -> None:
         on_breach=_refuse,
         key_prefix="imgjobs:rate",
     )
+    app.extensions["claim_script"] = app.extensions["redis"].register_script(CLAIM)  # EVALSHA, loaded on first use
 
 
 def _rate() -> str:
@@ -55,24 +75,10 @@ def claim(job_id: str) -> None:
     """Count `job_id` against the caller's cap of queued and running jobs, or raise 429 too_many_jobs."""
     cap = int(clients.overrides().get("jobs") or current_app.config["JOBS_PER_CLIENT"])
     key = f"imgjobs:inflight:{clients.current()}"
-    conn = store.connection()
-    claimed = cast(list[tuple[bytes, float]], conn.zrange(key, 0, -1, withscores=True))
-    with conn.pipeline() as pipe:
-        for member, _ in claimed:
-            pipe.hget(Job.key_for(member.decode()), "status")
-        states = pipe.execute()
-    now = time.time()
-    ended = [member for (member, at), state in zip(claimed, states, strict=True)
-             if state in ENDED_STATES or (state is None and at < now - CLAIM_GRACE)]
-    with conn.pipeline() as pipe:
-        if ended:
-            pipe.zrem(key, *ended)
-        pipe.zadd(key, {job_id: now})
-        pipe.zcard(key)
-        pipe.expire(key, current_app.config["FAILURE_TTL"])
-        count = pipe.execute()[-2]
+    script = current_app.extensions["claim_script"]
+    args = [job_id, time.time(), CLAIM_GRACE, current_app.config["FAILURE_TTL"], cap, Job.redis_job_namespace_prefix]
+    count = int(script(keys=[key], args=args, client=store.connection()))  # the app's client, even if renewed
     if count > cap:
-        conn.zrem(key, job_id)
         usage.count_rejection("too_many_jobs")
         message = f"This client has {cap} jobs queued or running, its limit; retry once one of them ends."
         raise ApiError(429, "too_many_jobs", message, headers={"Retry-After": str(JOBS_RETRY_AFTER)})

@@ -84,7 +84,10 @@ def document() -> dict[str, Any]:
         "paths": {
             "/api/v1/jobs": {
                 "post": {
-                    "summary": "Upload an image with a list of steps; the job is queued.",
+                    "summary": "Upload an image with a list of steps; the job is queued. ?wait=N answers once it ends.",
+                    "parameters": [
+                        {"name": "wait", "in": "query", "schema": {"type": "number", "minimum": 0, "maximum": 30}},
+                    ],
                     "requestBody": {
                         "required": True,
                         "content": {
@@ -95,6 +98,7 @@ def document() -> dict[str, Any]:
                         },
                     },
                     "responses": {
+                        "201": _json(_ref("Job"), "Ended within ?wait=N seconds (finished, failed or canceled)."),
                         "202": _json(_ref("Job"), "Queued."), **_errors(400, 401, 413, 415, 422, 429, 503, 507)
                     },
                 },

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
 import redis
 from flask import Flask, current_app
 from redis.backoff import NoBackoff
+from redis.client import Pipeline
 from redis.retry import Retry as RedisRetry
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
+from rq.results import Result
 from rq.serializers import JSONSerializer
 
 from imgjobs import storage as storages
-from imgjobs.jobs import ENDED, RECENT_KEY, STATUSES, TASK, event_channel, heavy_queue, stop_key
+from imgjobs.jobs import ENDED, RECENT_KEY, STATUSES, TASK, heavy_queue, stop_key
 from imgjobs.storage import Storage, is_job_id
 from web.errors import ApiError
+from web.events import Listener
 
 log = logging.getLogger(__name__)
 STOP_WAIT = 2.0  # the worker's supervisor kills a canceled job's child within a poll
@@ -33,6 +37,8 @@ def init_app(app: Flask) -> None:
         socket_timeout=app.config["REDIS_TIMEOUT"],  # a hung Redis costs two of these, then a 503
         retry=RedisRetry(NoBackoff(), 1),
     )
+    # a hung Redis costs the first long-poll what it costs any other call: two timeouts, then a 503
+    app.extensions["events"] = Listener(app.extensions["redis"], 2 * app.config["REDIS_TIMEOUT"])
 
 
 def connection() -> redis.Redis:
@@ -52,9 +58,13 @@ def queue(heavy: bool = False) -> Queue:
 
 
 def enqueue(
-    job_id: str, job_spec: dict[str, Any], input_info: dict[str, Any], owner: str | None = None, heavy: bool = False
+    job_id: str, job_spec: dict[str, Any], input_info: dict[str, Any], owner: str | None = None, heavy: bool = False,
+    also: Callable[[Pipeline], object] | None = None,
 ) -> Job:
-    """Queue a job (on the heavy queue when `heavy`) and index it in the recent lists, in one round trip to Redis."""
+    """Queue a job (on the heavy queue when `heavy`) and index it in the recent lists, in one round trip to Redis.
+
+    `also` adds its own commands to that round trip (the usage count).
+    """
     config = current_app.config
     retries = config["JOB_RETRIES"]
     now = time.time()
@@ -75,6 +85,8 @@ def enqueue(
         for key in {RECENT_KEY, recent_key(owner)}:
             pipe.zadd(key, {job_id: now})
             pipe.zremrangebyscore(key, "-inf", oldest)
+        if also:
+            also(pipe)
         pipe.execute()
     return job
 
@@ -102,13 +114,30 @@ def fetch(job_id: str, owner: str | None = None) -> Job:
     """Return the job with this id (only if `owner` owns it, when given), or raise a 404 ApiError."""
     if not is_job_id(job_id):
         raise _unknown(job_id)
+    job = Job(job_id, connection=connection(), serializer=JSONSerializer)
     try:
-        job = Job.fetch(job_id, connection=connection(), serializer=JSONSerializer)
+        reload(job)
     except NoSuchJobError:
         raise _unknown(job_id) from None
     if owner is not None and job.meta.get("owner") != owner:
         raise _unknown(job_id)  # the same answer as for no job: another key's job is not revealed
     return job
+
+
+def reload(job: Job) -> None:
+    """Read the job's hash and its latest result together, in one round trip (RQ's refresh reads only the hash)."""
+    with job.connection.pipeline() as pipe:  # MULTI: the worker writes status and result in one transaction too
+        pipe.hgetall(job.key)
+        pipe.xrevrange(Result.get_key(job.id), "+", "-", count=1)
+        data, latest = pipe.execute()
+    if not data:
+        raise NoSuchJobError(f"No such job: {job.key}")
+    job.restore(data)
+    # RQ's return_value() and latest_result() read this cache before asking Redis again
+    job._cached_result = None
+    if latest:
+        result_id, payload = latest[0]
+        job._cached_result = Result.restore(job.id, result_id.decode(), payload, job.connection, job.serializer)
 
 
 def status(job: Job) -> str:
@@ -121,15 +150,13 @@ def wait(job: Job, seconds: float) -> Job:
     if seconds <= 0 or status(job) in ENDED:
         return job
     deadline = time.monotonic() + seconds
-    pubsub = connection().pubsub(ignore_subscribe_messages=True)
-    try:
-        pubsub.subscribe(event_channel(job.id))
-        job.refresh()  # the job may have ended before we subscribed
+    listener: Listener = current_app.extensions["events"]
+    with listener.waiter(job.id) as ended:
+        reload(job)  # the job may have ended before the waiter was registered
         while status(job) not in ENDED and (left := deadline - time.monotonic()) > 0:
-            pubsub.get_message(timeout=min(left, 1.0))  # the message or a second, whichever first
-            job.refresh()
-    finally:
-        pubsub.close()
+            ended.wait(min(left, 1.0))  # the message or a second, whichever first
+            ended.clear()  # the worker publishes after writing the state, so the reload below sees it
+            reload(job)
     return job
 
 

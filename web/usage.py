@@ -22,9 +22,12 @@ def caller() -> str:
     return str(g.get("key_name") or ANONYMOUS)
 
 
-def count_job() -> None:
-    """Count a job the caller created."""
-    _add(JOBS_KEY, caller())
+def count_job(pipeline: redis.client.Pipeline | None = None) -> None:
+    """Count a job the caller created (in `pipeline`, when given: the enqueue's own round trip)."""
+    if pipeline is None:
+        _add(JOBS_KEY, caller())
+    else:
+        pipeline.hincrby(JOBS_KEY, caller(), 1)
 
 
 def count_rejection(reason: str) -> None:

@@ -55,6 +55,10 @@ class SafeQueue(Queue):
             if found:
                 return found
 
+    def move_dependents_to_ready(self, job: Job, *args: Any, **kwargs: Any) -> dict[str, list[str]]:
+        """Return no dependents without reading them: the web never enqueues a job that depends on another."""
+        return {}
+
     @classmethod
     def _take(cls, connection: Redis, key: str, timeout: int | None, fetch: dict[str, Any]) -> Any:
         """Move one job id from `key` to its intermediate list and fetch the job, or return None."""

@@ -20,7 +20,7 @@ from rq.job import Job
 from rq.serializers import JSONSerializer
 from rq.timeouts import JobTimeoutException
 from rq.utils import now
-from rq.worker import DequeueStrategy
+from rq.worker import DequeueStrategy, WorkerStatus
 
 import worker.ops  # noqa: F401 - imported once here, before the child is forked, so every job starts warm
 import worker.tasks  # noqa: F401
@@ -36,6 +36,7 @@ from worker.supervisor import Supervisor
 log = logging.getLogger(__name__)
 WORKER_TTL = 60  # a worker that misses its heartbeat for this long counts as dead
 HARD_LIMIT_GRACE = 30  # seconds past a job's timeout before the supervisor kills the child
+BEAT_SECONDS = 0.5  # a worker heartbeat this soon after the last one adds nothing
 
 
 class ImageWorker(SimpleWorker):
@@ -44,6 +45,8 @@ class ImageWorker(SimpleWorker):
     storage: Storage
     lost_after: int  # seconds without a heartbeat before a running job counts as abandoned
     queue_class = SafeQueue  # several queues, and still no job lost between dequeue and start
+    _idle_unsent = False  # the idle state is written with the next heartbeat
+    _beaten_at = float("-inf")  # time.monotonic() of the last plain heartbeat
 
     def prepare_job_execution(self, job: Job, remove_from_intermediate_queue: bool = False) -> None:
         """Mark the job started and take it out of its queue's intermediate list, whatever the queue count."""
@@ -59,6 +62,19 @@ class ImageWorker(SimpleWorker):
         tidy(self.storage.remove_upload, job.id)
         self.connection.publish(event_channel(job.id), "finished")
 
+    def handle_execution_ended(self, job: Job, queue: Queue, heartbeat_ttl: int) -> None:
+        """Note the job's end without RQ's job heartbeat write: the end-of-job transaction follows at once."""
+        job.ended_at = now()
+
+    def set_state(self, state: str, pipeline: Any = None) -> None:
+        """Write the worker's state; "idle" waits for the heartbeat that always follows it (one round trip less)."""
+        if pipeline is None and state == WorkerStatus.IDLE:
+            self._state = state
+            self._idle_unsent = True
+            return
+        self._idle_unsent = False
+        super().set_state(state, pipeline)
+
     def handle_job_failure(
         self, job: Job, queue: Queue, started_job_registry: Any = None, exc_string: str = "", execution: Any = None
     ) -> None:
@@ -71,12 +87,25 @@ class ImageWorker(SimpleWorker):
             self.connection.publish(event_channel(job.id), "ended")
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
-        """Send RQ's heartbeat (three commands) in one round trip when the caller gives no pipeline."""
+        """Send RQ's heartbeat (three commands) and any unsent idle state in one round trip.
+
+        RQ beats after every job, and again before and after every dequeue, a few milliseconds
+        apart; a plain beat within BEAT_SECONDS of the last is skipped (the worker's key lives
+        WORKER_TTL + 60 s).
+        """
         if pipeline is not None:
             return super().heartbeat(timeout, pipeline)
+        idle = self._idle_unsent
+        if timeout is None and not idle and time.monotonic() - self._beaten_at < BEAT_SECONDS:
+            return None
         with self.connection.pipeline(transaction=False) as batch:
+            if idle:
+                super().set_state(WorkerStatus.IDLE, batch)
             super().heartbeat(timeout, batch)
             batch.execute()
+        self._idle_unsent = False
+        self._beaten_at = time.monotonic()
+        return None
 
     def execute_job(self, job: Job, queue: Queue) -> None:
         """Run the job if it names the one task; refuse anything else without importing it."""
