@@ -11,6 +11,8 @@ throughput is images a second over a batch, and medians are compared. Printed:
 - large: 12 MP photo-like JPEG -> 1024 px wide JPEG q85 (target >= 1.0x thumbor, stretch 1.2x);
 - small: 640x480 JPEG -> 128 px wide thumbnail (target >= 1.0x thumbor); also, for
   information, the v1 flow of three requests (upload, GET ?wait=, download);
+- both, for information, through the nginx front that compose and `make dev` put before
+  gunicorn (the main rows are gunicorn direct, as in earlier rounds);
 - scaling: this service with 2 workers against 1 on the large work (target >= 1.8x);
 - Redis round trips a job: requests Redis served, over small jobs one after another;
 - web memory: the growth of the gunicorn worker's peak RSS (VmHWM) across one upload of
@@ -38,7 +40,7 @@ import requests
 from PIL import Image
 
 from bench import images
-from tests.services import RedisServer, WebServer, WorkerProcess, free_port, service_env, wait_until
+from tests.services import Front, RedisServer, WebServer, WorkerProcess, free_port, service_env, wait_until
 
 ROUNDS = 3
 CLIENTS = 2
@@ -76,11 +78,18 @@ class Service:
         self.workers = [WorkerProcess(env, self.connection, quiet=True) for _ in range(workers)]
         self.web = WebServer(env, quiet=True)
         self.url = self.web.url
+        # the nginx front compose and `make dev` put before gunicorn, measured beside it
+        self.front = Front(f"127.0.0.1:{self.web.port}", root / "spool")
 
     def fetch(self, session: requests.Session, name: str, width: int) -> None:
         """Upload one image with ?wait= (the job comes back once it ended) and download the result."""
         job = self._submit(session, name, width, "?wait=30")
         check(session.get(f"{self.url}{job['links']['result']}"), width)
+
+    def fetch_front(self, session: requests.Session, name: str, width: int) -> None:
+        """The same two requests through the nginx front."""
+        job = self._submit(session, name, width, "?wait=30", self.front.url)
+        check(session.get(f"{self.front.url}{job['links']['result']}"), width)
 
     def fetch_v1(self, session: requests.Session, name: str, width: int) -> None:
         """Upload one image, long-poll its job with GET ?wait= and download the result: three requests."""
@@ -90,13 +99,13 @@ class Service:
             raise RuntimeError(f"the job did not finish: {job}")
         check(session.get(f"{self.url}{job['links']['result']}"), width)
 
-    def _submit(self, session: requests.Session, name: str, width: int, query: str) -> dict:
+    def _submit(self, session: requests.Session, name: str, width: int, query: str, url: str = "") -> dict:
         """POST one image with a resize to `width`; return the job, which must have finished if `query` waits."""
         source = self.images / name
         with source.open("rb") as handle:
             files = {"file": (name, handle, "image/jpeg")}
             ops = f'[{{"op":"resize","width":{width}}}]'
-            created = session.post(f"{self.url}/api/v1/jobs{query}", files=files,
+            created = session.post(f"{url or self.url}/api/v1/jobs{query}", files=files,
                                    data={"ops": ops, "quality": QUALITY})
         created.raise_for_status()
         job = created.json()
@@ -116,7 +125,8 @@ class Service:
             return (reads() - before - 1) / count  # less the INFO that read `before`
 
     def stop(self) -> None:
-        """Stop the web, the workers and Redis."""
+        """Stop the front, the web, the workers and Redis."""
+        self.front.stop()
         self.web.stop()
         for worker in self.workers:
             worker.stop()
@@ -275,8 +285,10 @@ def main(binary: str) -> None:
         two = Service(root / "two", files, 2)
         one = Service(root / "one", files, 1)
         try:
-            large = throughput({"thumbor": thumbor.fetch, "imgjobs": two.fetch, "imgjobs-1": one.fetch}, "large")
-            small = throughput({"thumbor": thumbor.fetch, "imgjobs": two.fetch, "imgjobs-v1": two.fetch_v1}, "small")
+            large = throughput({"thumbor": thumbor.fetch, "imgjobs": two.fetch, "imgjobs-1": one.fetch,
+                                "imgjobs-front": two.fetch_front}, "large")
+            small = throughput({"thumbor": thumbor.fetch, "imgjobs": two.fetch, "imgjobs-v1": two.fetch_v1,
+                                "imgjobs-front": two.fetch_front}, "small")
             trips = one.round_trips("small.jpg", 128)
         finally:
             for system in (one, two, thumbor):
@@ -293,6 +305,8 @@ def report(large: dict[str, float], small: dict[str, float], before: float, afte
         ("large: imgjobs / thumbor (12 MP -> 1024 px)", large["imgjobs"] / large["thumbor"], ">= 1.0", 1.0, True),
         ("small: imgjobs / thumbor (640x480 -> 128 px)", small["imgjobs"] / small["thumbor"], ">= 1.0", 1.0, True),
         ("small, v1 flow: upload, GET ?wait=, download", small["imgjobs-v1"] / small["thumbor"], "info", 0.0, True),
+        ("large, through the nginx front", large["imgjobs-front"] / large["thumbor"], "info", 0.0, True),
+        ("small, through the nginx front", small["imgjobs-front"] / small["thumbor"], "info", 0.0, True),
         ("scaling: 2 workers / 1 worker (large)", large["imgjobs"] / large["imgjobs-1"], ">= 1.8", 1.8, True),
         ("web peak RSS growth over a 25 MB upload, MB", after - before, "<= 10", 10.0, False),
     ]
