@@ -219,14 +219,8 @@ class WebServer:
             [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "web:create_app()"],
             cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT if self.log else out,
         )
-        wait_until(self._up, what=f"gunicorn on {self.url}" + (f" (log: {log})" if log else ""))
-
-    def _up(self) -> bool:
-        """Tell whether the server accepts connections; fail at once if it exited."""
-        if self.process.poll() is not None:
-            raise AssertionError(f"gunicorn exited with {self.process.returncode}")
-        with socket.socket() as sock:
-            return sock.connect_ex(("127.0.0.1", self.port)) == 0
+        wait_until(lambda: accepting(self.process, self.port, "gunicorn"),
+                   what=f"gunicorn on {self.url}" + (f" (log: {log})" if log else ""))
 
     def stop(self) -> None:
         """Stop gunicorn gracefully."""
@@ -246,13 +240,7 @@ class Front:
             env={**os.environ, "LISTEN": f"127.0.0.1:{self.port}", "UPSTREAM": upstream,
                  "RESOLVER": "127.0.0.1", "SPOOL_DIR": str(spool), **env},
         )
-        wait_until(self._up, what=f"nginx on {self.url}")
-
-    def _up(self) -> bool:
-        if self.process.poll() is not None:
-            raise AssertionError(f"nginx exited with {self.process.returncode}")
-        with socket.socket() as sock:
-            return sock.connect_ex(("127.0.0.1", self.port)) == 0
+        wait_until(lambda: accepting(self.process, self.port, "nginx"), what=f"nginx on {self.url}")
 
     def stop(self) -> None:
         """Stop nginx (SIGTERM: a fast shutdown)."""
@@ -296,6 +284,14 @@ class SlowUploads:
         self.thread.join()
         for sock in self.sockets:
             sock.close()
+
+
+def accepting(process: subprocess.Popen[Any], port: int, name: str) -> bool:
+    """Tell whether the server on the port accepts connections; fail at once if its process exited."""
+    if process.poll() is not None:
+        raise AssertionError(f"{name} exited with {process.returncode}")
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def stop(process: subprocess.Popen[Any]) -> None:
