@@ -133,6 +133,25 @@ def test_worker_health_sees_the_live_worker_on_this_host(worker, redis_client):
     assert health.alive_here(redis_client, "some-other-host") == []
 
 
+def test_looking_for_an_unregistered_child_never_unregisters_it(redis_client):
+    """The supervisor polls for its child while the child registers: the lookup must not touch `rq:workers`.
+
+    RQ's own lookup removes a worker whose key it does not find; landing just after the
+    child's registration (key and set member in one step), that removal left a live worker
+    out of the set for good, and its container unhealthy (seen in a swarm rolling update).
+    """
+    from worker.service import child_name, find_child
+
+    pid = 999_999
+    member = f"rq:worker:{child_name(pid)}"
+    redis_client.sadd("rq:workers", member)  # as if registered after the lookup's EXISTS, before its SREM
+    try:
+        assert find_child(redis_client, pid) is None
+        assert redis_client.sismember("rq:workers", member)
+    finally:
+        redis_client.srem("rq:workers", member)
+
+
 def test_worker_health_command_fails_without_redis(monkeypatch, capsys):
     from tests.conftest import free_port
 

@@ -153,8 +153,15 @@ def child_name(pid: int) -> str:
 
 
 def find_child(connection: redis.Redis, pid: int) -> ImageWorker | None:
-    """Return the registered worker of a child, if it is still registered."""
+    """Return the registered worker of a child, if it is still registered.
+
+    A child not registered yet is looked for without RQ's `find_by_key`, which removes a
+    missing worker from `rq:workers`: polled while the child registers, that removal can land
+    just after the child's own registration and unregister it for good (its health check then fails).
+    """
     key = ImageWorker.redis_worker_namespace_prefix + child_name(pid)
+    if not connection.exists(key):
+        return None
     found = ImageWorker.find_by_key(key, connection=connection, serializer=JSONSerializer)
     return found if isinstance(found, ImageWorker) else None
 
