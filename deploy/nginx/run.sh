@@ -13,7 +13,12 @@ mb=${MAX_UPLOAD_MB:-25}
 # What a killed nginx left half-spooled is nobody's any more.
 rm -rf "$spool/body" "$spool/proxy"
 mkdir -p "$spool"
-sed -e "s|@LISTEN@|${LISTEN:-8080}|g" \
+# Started as root (`make dev` or the tests as root), nginx would run its workers as nobody,
+# who may not reach a private SPOOL_DIR: they run as the starting user instead. In the
+# containers nginx starts as its own user, and this line stays a comment.
+if [ "$(id -u)" = 0 ]; then user="user root root;"; else user="# not started as root: workers run as this user"; fi
+sed -e "s|@USER_DIRECTIVE@|$user|" \
+    -e "s|@LISTEN@|${LISTEN:-8080}|g" \
     -e "s|@UPSTREAM@|${UPSTREAM:-web:5000}|g" \
     -e "s|@RESOLVER@|${RESOLVER:-127.0.0.11}|g" \
     -e "s|@SPOOL_DIR@|$spool|g" \
