@@ -91,14 +91,7 @@ build_worker() {
 
 conda_main() {
     local start=$SECONDS python
-    if [[ ! -x $VENV/bin/pytest ]]; then
-        log "no $VENV/bin/pytest: run 'make test-conda', which installs requirements/dev.txt"
-        exit 1
-    fi
-    install_missing
-    start_engine
-    build_rootfs
-    build_standins
+    prepare test-conda
     python=$(channel_python)
     build_runtime_standin "$python"
     build_conda_standin

@@ -105,33 +105,39 @@ build_rootfs() {
     log "imported $ROOTFS_IMAGE"
 }
 
+# build_standin IMAGE NAME CONTEXT: tests/docker/standin/NAME.Dockerfile on the rootfs.
+build_standin() {
+    log "building $1"
+    docker build -q --build-arg ROOTFS_IMAGE="$ROOTFS_IMAGE" -t "$1" \
+        -f "tests/docker/standin/$2.Dockerfile" "$3" >/dev/null
+}
+
 build_standins() {
     # `docker build` reuses its layer cache, so these take seconds once built.
     local ctx
     ctx=$(mktemp -d)
     cp "$CA_BUNDLE" "$ctx/ca-certificates.crt"
-    log "building $PYTHON_IMAGE"
-    docker build -q --build-arg ROOTFS_IMAGE="$ROOTFS_IMAGE" -t "$PYTHON_IMAGE" \
-        -f tests/docker/standin/python.Dockerfile "$ctx" >/dev/null
-    log "building $REDIS_IMAGE"
-    docker build -q --build-arg ROOTFS_IMAGE="$ROOTFS_IMAGE" -t "$REDIS_IMAGE" \
-        -f tests/docker/standin/redis.Dockerfile "$ctx" >/dev/null
-    log "building $NGINX_IMAGE"
-    docker build -q --build-arg ROOTFS_IMAGE="$ROOTFS_IMAGE" -t "$NGINX_IMAGE" \
-        -f tests/docker/standin/nginx.Dockerfile "$ctx" >/dev/null
+    build_standin "$PYTHON_IMAGE" python "$ctx"
+    build_standin "$REDIS_IMAGE" redis "$ctx"
+    build_standin "$NGINX_IMAGE" nginx "$ctx"
     rm -rf "$ctx"
 }
 
-main() {
-    local start=$SECONDS
+# prepare TARGET: what every container test needs first: the venv, the engine, the stand-ins.
+prepare() {
     if [[ ! -x $VENV/bin/pytest ]]; then
-        log "no $VENV/bin/pytest: run 'make test-docker', which installs requirements/dev.txt"
+        log "no $VENV/bin/pytest: run 'make $1', which installs requirements/dev.txt"
         exit 1
     fi
     install_missing
     start_engine
     build_rootfs
     build_standins
+}
+
+main() {
+    local start=$SECONDS
+    prepare test-docker
     log "stand-ins ready after $((SECONDS - start)) s"
     export STANDIN_PYTHON_IMAGE=$PYTHON_IMAGE STANDIN_REDIS_IMAGE=$REDIS_IMAGE STANDIN_NGINX_IMAGE=$NGINX_IMAGE
     # docker-compose and hadolint come from the venv (requirements/dev.txt).

@@ -24,22 +24,13 @@ build_seaweedfs() {
     ctx=$(mktemp -d)
     cp "$weed" "$ctx/weed"
     cp tests/docker/standin/wget.py "$ctx/wget.py"
-    log "building $SEAWEEDFS_STANDIN"
-    docker build -q --build-arg ROOTFS_IMAGE="$ROOTFS_IMAGE" -t "$SEAWEEDFS_STANDIN" \
-        -f tests/docker/standin/seaweedfs.Dockerfile "$ctx" >/dev/null
+    build_standin "$SEAWEEDFS_STANDIN" seaweedfs "$ctx"
     rm -rf "$ctx"
 }
 
 swarm_main() {
     local start=$SECONDS
-    if [[ ! -x $VENV/bin/pytest ]]; then
-        log "no $VENV/bin/pytest: run 'make test-swarm', which installs requirements/dev.txt"
-        exit 1
-    fi
-    install_missing
-    start_engine
-    build_rootfs
-    build_standins
+    prepare test-swarm
     build_seaweedfs
     export STANDIN_PYTHON_IMAGE=$PYTHON_IMAGE STANDIN_REDIS_IMAGE=$REDIS_IMAGE STANDIN_NGINX_IMAGE=$NGINX_IMAGE \
         STANDIN_SEAWEEDFS_IMAGE=$SEAWEEDFS_STANDIN
