@@ -5,10 +5,13 @@ from __future__ import annotations
 import io
 import json
 
+import numpy as np
 import pytest
 from PIL import Image
+from werkzeug.test import EnvironBuilder
 
 from tests.conftest import download, finished, make_image, submit, wait_until
+from web import uploads
 
 pytestmark = pytest.mark.usefixtures("worker")
 
@@ -271,3 +274,44 @@ def test_submit_with_wait_answers_the_queued_job_when_redis_fails_during_the_wai
     assert response.status_code == 202  # the job exists: not a 503 that would make the client send it again
     monkeypatch.undo()
     assert finished(client, response.get_json()["id"])["status"] == "finished"
+
+
+class ReadRecorder:
+    """A request body that records the size of every read; like gunicorn's it has no readinto.
+
+    (It can tell and seek only for Werkzeug's test client, which measures the body with them.)
+    """
+
+    def __init__(self, stream: io.BytesIO, reads: list[int]) -> None:
+        self.stream, self.reads = stream, reads
+        self.tell, self.seek = stream.tell, stream.seek
+
+    def read(self, size: int = -1) -> bytes:
+        self.reads.append(size)
+        return self.stream.read(size)
+
+
+def test_an_upload_is_read_from_the_server_a_megabyte_at_a_time_and_arrives_whole(client):
+    pixels = np.random.default_rng(7).integers(0, 256, size=(1000, 1000, 3), dtype=np.uint8)  # noise: 3 MB as PNG
+    data = make_image_of(Image.fromarray(pixels, "RGB"))
+    environ = EnvironBuilder(path="/api/v1/jobs", method="POST", data={"file": (io.BytesIO(data), "noise.png")},
+                             content_type="multipart/form-data").get_environ()
+    with environ["wsgi.input"] as encoded:  # Werkzeug's encoder spools a body this big to a temp file
+        body = io.BytesIO(encoded.read())
+    reads: list[int] = []
+    environ["wsgi.input"] = ReadRecorder(body, reads)
+    response = client.open(environ)
+    assert response.status_code == 202, response.data
+    # Werkzeug alone reads 64 KB at a time: 48 reads of this body, each copying what gunicorn read ahead
+    assert len(reads) <= -(-len(data) // uploads.BODY_READ_BYTES) + 2, reads
+    job = finished(client, response.get_json()["id"])
+    assert job["status"] == "finished" and job["input"]["bytes"] == len(data)
+    result = Image.open(io.BytesIO(download(client, job["links"]["result"]).data))
+    assert np.array_equal(np.asarray(result), pixels)
+
+
+def make_image_of(image: Image.Image) -> bytes:
+    """Return `image` as a PNG, compressed as little as PNG allows."""
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG", compress_level=0)
+    return buffer.getvalue()

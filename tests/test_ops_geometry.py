@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing
+import os
 import warnings
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from PIL import Image, ImageOps
 
 from tests.images import scene
+from tests.services import wait_until
 from worker import pipeline
 from worker.ops import geometry, pixels
 
@@ -132,6 +134,38 @@ def test_a_forked_child_resamples_on_threads_of_its_own(large):
     if child.is_alive():  # stuck waiting on the parent's threads, which a fork does not copy
         child.kill()
     assert child.exitcode == 0 and result.get(timeout=1)
+
+
+def spin(stop) -> None:
+    """Keep one CPU busy until `stop` is set."""
+    while not stop.is_set():
+        pass
+
+
+def test_resampling_takes_one_thread_when_every_cpu_is_busy():
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    spinners = [context.Process(target=spin, args=(stop,)) for _ in range(len(os.sched_getaffinity(0)))]
+    for spinner in spinners:
+        spinner.start()
+    try:
+        # the spinners are always ready to run, so the kernel counts them whenever it is asked
+        assert wait_until(lambda: geometry.thread_count() == 1, timeout=30, what="a thread count of 1")
+    finally:
+        stop.set()
+        for spinner in spinners:
+            spinner.join(10)
+
+
+@pytest.mark.parametrize(("loadavg", "others"), [("0.52 0.58 0.59 3/712 4071", 2), ("0.0 0.0 0.0 1/80 9", 0)])
+def test_the_threads_running_elsewhere_are_read_from_the_kernels_count(tmp_path, loadavg, others):
+    path = tmp_path / "loadavg"
+    path.write_text(loadavg + "\n")
+    assert geometry.running_elsewhere(path) == others
+
+
+def test_without_the_kernels_count_resampling_assumes_idle_cpus(tmp_path):
+    assert geometry.running_elsewhere(tmp_path / "missing") == 0
 
 
 def test_thumbnail_fits_the_box_and_never_enlarges():
