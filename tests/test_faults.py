@@ -21,7 +21,7 @@ from tests.conftest import make_image, submit
 from tests.services import RedisServer, WebServer, WorkerProcess, service_env, wait_until
 from tests.test_metrics import sample
 from tests.test_uploads import error_of
-from web import create_app
+from web import create_app, uploads
 
 JOB = "/api/v1/jobs/" + "0" * 32
 
@@ -170,7 +170,7 @@ def test_stopping_the_web_mid_upload_leaves_no_partial_file(redis_server, tmp_pa
     with socket.create_connection(("127.0.0.1", web.port)) as stalled:
         stalled.sendall(f"POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: {5 * 1024 * 1024}\r\n"
                         f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n".encode())
-        stalled.sendall(head + os.urandom(64 * 1024 - len(head)))  # one read's worth, then silence
+        stalled.sendall(head + os.urandom(uploads.BODY_READ_BYTES + 64 * 1024))  # over one body read, then silence
         wait_until(lambda: list((data_dir / "tmp").glob("upload-*")), what="the partial upload on disk")
         web.stop()  # the stalled request outlives the grace period and its worker is killed
     assert not list((data_dir / "tmp").glob("upload-*"))

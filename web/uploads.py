@@ -25,7 +25,7 @@ BODY_READ_BYTES = 1024 * 1024
 
 
 class UploadRequest(Request):
-    """A request whose file parts go straight to disk under DATA_DIR/tmp, never to memory.
+    """A request whose file parts go to disk under DATA_DIR/tmp as they come, a megabyte at a time.
 
     The temp file is deleted when the request ends, even when the body broke off or the disk
     filled up half-way; `keep()` hands it to the storage first.
