@@ -9,7 +9,8 @@ on the decoded image, except resize and thumbnail, which include the decode they
 (JPEG draft). A job's peak memory is measured in a fresh process per op, against the
 decoded bitmap (Pillow holds RGB in 4 bytes a pixel). Last, whole jobs through the
 pipeline (decode, steps, encode) are compared with the bare decode of the same file.
-Resampling (resize, thumbnail) runs on up to 4 threads, so its figures depend on the CPUs.
+Resampling (resize, thumbnail) runs on up to 4 threads, on the CPUs that are idle, so its figures
+depend on the CPUs and on what else runs.
 """
 
 from __future__ import annotations
