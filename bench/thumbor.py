@@ -42,7 +42,7 @@ from PIL import Image
 from bench import images
 from tests.services import Front, RedisServer, WebServer, WorkerProcess, free_port, service_env, wait_until
 
-ROUNDS = 3
+ROUNDS = 5
 CLIENTS = 2
 #: name -> (file, size, output width, images a batch)
 WORKLOADS = {
