@@ -25,6 +25,7 @@ from pathlib import Path
 import redis
 import requests
 from PIL import Image
+from redis.client import PubSub
 from rq import Queue
 from rq.serializers import JSONSerializer
 
@@ -63,16 +64,19 @@ def main() -> None:
         web = WebServer(env, quiet=True)
         job_spec = {"ops": validate_steps(STEPS, 20), "format": "jpeg", "quality": 85}
         queue = Queue(connection=connection, name="images", serializer=JSONSerializer)
+        ended = connection.pubsub(ignore_subscribe_messages=True)
+        ended.psubscribe(event_channel("*"))
         try:
             runs: dict[str, Callable[[], None]] = {
                 "direct": lambda: direct(source, storage, job_spec),
-                "queued": lambda: queued(source, storage, job_spec, queue, connection),
+                "queued": lambda: queued(source, storage, job_spec, queue, ended),
                 "http": lambda: over_http(source, web.url),
                 "validate": lambda: uploads.inspect(source, 50_000_000),
             }
             samples = measure(runs)
             megabytes = source.stat().st_size / 1e6
         finally:
+            ended.close()
             web.stop()
             worker.stop()
             connection.close()
@@ -102,16 +106,16 @@ def direct(source: Path, storage: LocalStorage, job_spec: dict) -> None:
     storage.remove(job_id)
 
 
-def queued(source: Path, storage: LocalStorage, job_spec: dict, queue: Queue, connection: redis.Redis) -> None:
-    """Enqueue the job as the web does and wait for the worker's end-of-job message."""
+def queued(source: Path, storage: LocalStorage, job_spec: dict, queue: Queue, ended: PubSub) -> None:
+    """Enqueue the job as the web does and wait for the worker's end-of-job message.
+
+    `ended` is subscribed to every end-of-job channel once, as each web process is (web/events.py).
+    """
     job_id = new_job_id()
     os.link(source, storage.upload(job_id))
-    pubsub = connection.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(event_channel(job_id))
     queue.enqueue(TASK, job_spec, job_id=job_id, meta={"progress": 0.0})
-    while pubsub.get_message(timeout=30) is None:
+    while (message := ended.get_message(timeout=30)) is None or message["channel"] != event_channel(job_id).encode():
         pass
-    pubsub.close()
     assert queue.fetch_job(job_id).get_status() == "finished"
     storage.remove(job_id)
 
