@@ -49,7 +49,7 @@ def thread_count() -> int:
     """Return how many threads resampling may use: the CPUs this process may run on that nothing else is
     running on now (this thread's at least), at most MAX_THREADS.
 
-    A busy CPU gains nothing from another thread, only the handovers (a quarter more CPU a
+    A busy CPU gains nothing from another thread, only the handovers (a third more CPU a
     resize): with as many jobs as CPUs, each resamples on its own thread.
     """
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
