@@ -11,6 +11,7 @@ from PIL import Image
 from werkzeug.test import EnvironBuilder
 
 from tests.conftest import download, finished, make_image, submit, wait_until
+from tests.images import encode
 from web import uploads
 
 pytestmark = pytest.mark.usefixtures("worker")
@@ -293,7 +294,7 @@ class ReadRecorder:
 
 def test_an_upload_is_read_from_the_server_a_megabyte_at_a_time_and_arrives_whole(client):
     pixels = np.random.default_rng(7).integers(0, 256, size=(1000, 1000, 3), dtype=np.uint8)  # noise: 3 MB as PNG
-    data = make_image_of(Image.fromarray(pixels, "RGB"))
+    data = encode(Image.fromarray(pixels, "RGB"), "PNG", compress_level=0)
     environ = EnvironBuilder(path="/api/v1/jobs", method="POST", data={"file": (io.BytesIO(data), "noise.png")},
                              content_type="multipart/form-data").get_environ()
     with environ["wsgi.input"] as encoded:  # Werkzeug's encoder spools a body this big to a temp file
@@ -308,10 +309,3 @@ def test_an_upload_is_read_from_the_server_a_megabyte_at_a_time_and_arrives_whol
     assert job["status"] == "finished" and job["input"]["bytes"] == len(data)
     result = Image.open(io.BytesIO(download(client, job["links"]["result"]).data))
     assert np.array_equal(np.asarray(result), pixels)
-
-
-def make_image_of(image: Image.Image) -> bytes:
-    """Return `image` as a PNG, compressed as little as PNG allows."""
-    buffer = io.BytesIO()
-    image.save(buffer, "PNG", compress_level=0)
-    return buffer.getvalue()

@@ -160,17 +160,22 @@ def test_a_workers_remote_commands_arrive_after_redis_hung_past_their_read_and_c
         worker.kill_host()
 
 
-def test_a_client_that_stops_sending_mid_upload_gets_a_400_and_leaves_no_partial_file(redis_server, tmp_path):
-    data_dir = tmp_path / "data"
-    web = WebServer(service_env(redis_server.url, data_dir), quiet=True)
+def start_upload(connection: socket.socket) -> None:
+    """Send a 5 MB upload's request head and over one of the web's 1 MB body reads of it, no more."""
     boundary = "b0undary"
     head = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
             "Content-Type: image/png\r\n\r\n").encode()
+    connection.sendall(f"POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: {5 * 1024 * 1024}\r\n"
+                       f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n".encode())
+    connection.sendall(head + os.urandom(uploads.BODY_READ_BYTES + 64 * 1024))
+
+
+def test_a_client_that_stops_sending_mid_upload_gets_a_400_and_leaves_no_partial_file(redis_server, tmp_path):
+    data_dir = tmp_path / "data"
+    web = WebServer(service_env(redis_server.url, data_dir), quiet=True)
     try:
         with socket.create_connection(("127.0.0.1", web.port)) as client:
-            client.sendall(f"POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: {5 * 1024 * 1024}\r\n"
-                           f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n".encode())
-            client.sendall(head + os.urandom(uploads.BODY_READ_BYTES + 64 * 1024))  # over one body read
+            start_upload(client)
             client.shutdown(socket.SHUT_WR)  # and no more: the body ends 4 MB short
             client.settimeout(30)
             answer = b""
@@ -188,13 +193,8 @@ def test_stopping_the_web_mid_upload_leaves_no_partial_file(redis_server, tmp_pa
     data_dir = tmp_path / "data"
     env = service_env(redis_server.url, data_dir, GUNICORN_CMD_ARGS="--graceful-timeout 1")
     web = WebServer(env, quiet=True)
-    boundary = "b0undary"
-    head = (f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n'
-            "Content-Type: image/png\r\n\r\n").encode()
     with socket.create_connection(("127.0.0.1", web.port)) as stalled:
-        stalled.sendall(f"POST /api/v1/jobs HTTP/1.1\r\nHost: x\r\nContent-Length: {5 * 1024 * 1024}\r\n"
-                        f"Content-Type: multipart/form-data; boundary={boundary}\r\n\r\n".encode())
-        stalled.sendall(head + os.urandom(uploads.BODY_READ_BYTES + 64 * 1024))  # over one body read, then silence
+        start_upload(stalled)  # then silence
         wait_until(lambda: list((data_dir / "tmp").glob("upload-*")), what="the partial upload on disk")
         web.stop()  # the stalled request outlives the grace period and its worker is killed
     assert not list((data_dir / "tmp").glob("upload-*"))

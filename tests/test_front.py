@@ -4,7 +4,6 @@ cost nothing, its own refusals are the API's JSON, and each client is still its 
 from __future__ import annotations
 
 import http.client
-import io
 import json
 import shutil
 import socket
@@ -17,6 +16,7 @@ import requests
 from PIL import Image
 
 from tests.conftest import make_image
+from tests.images import encode
 from tests.services import Front, RedisServer, SlowUploads, WebServer, WorkerProcess, free_port, service_env
 
 pytestmark = pytest.mark.skipif(not shutil.which("nginx"), reason="needs nginx (make system-deps installs it)")
@@ -61,11 +61,10 @@ def test_64_slow_uploads_do_not_hold_up_a_normal_job(front: Front, worker: Worke
 
 def test_a_large_upload_spools_through_the_front(front: Front, worker: WorkerProcess) -> None:
     """Over nginx's 256 KB body buffer the body goes to the spool (a private directory here)."""
-    buffer = io.BytesIO()
-    Image.effect_noise((700, 700), 80).convert("RGB").save(buffer, "PNG")  # about 1 MB: noise does not compress
-    created = requests.post(f"{front.url}/api/v1/jobs?wait=20", files={"file": ("noise.png", buffer.getvalue())},
+    noise = encode(Image.effect_noise((700, 700), 80).convert("RGB"), "PNG")  # about 1 MB: noise does not compress
+    created = requests.post(f"{front.url}/api/v1/jobs?wait=20", files={"file": ("noise.png", noise)},
                             data={"ops": '[{"op":"resize","width":64}]'}, timeout=60)
-    assert len(buffer.getvalue()) > 512 * 1024
+    assert len(noise) > 512 * 1024
     assert created.status_code == 201 and created.json()["status"] == "finished", created.text
 
 
